@@ -92,6 +92,7 @@ def test_costs_stay_within_the_default_missing_costs(rng: np.random.Generator) -
         a, b = rng.normal(size=(2, 21, 3))
         assert ref.frame_cost(a, b, metric="procrustes") <= math.sqrt(2.0) + 1e-12
         assert ref.frame_cost(a, b, metric="procrustes-sum") <= math.sqrt(2.0 * 21) + 1e-12
+        assert ref.frame_cost(a, b, metric="procrustes-paper") <= 2.0 * math.sqrt(21) + 1e-12
 
 
 def test_hand_cost_terms(rng: np.random.Generator) -> None:
@@ -164,6 +165,7 @@ def test_missing_frames_use_the_missing_cost(rng: np.random.Generator, metric: s
 def test_default_missing_costs() -> None:
     assert ref.default_missing_cost("procrustes", 21) == math.sqrt(2.0)
     assert ref.default_missing_cost("procrustes-sum", 21) == math.sqrt(42.0)
+    assert ref.default_missing_cost("procrustes-paper", 21) == 2.0 * math.sqrt(21.0)
     assert ref.default_missing_cost("hand", 21) == pytest.approx(
         math.sqrt(2.0) / ref.SIGMA_SHAPE + math.pi**2 / ref.SIGMA_ANGLE
     )
