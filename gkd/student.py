@@ -1,0 +1,311 @@
+"""The student: a small transformer encoder over the frames of a motion sequence.
+
+The model reads raw landmark coordinates, shape (B, T, L*3), with a padding mask (True where a
+frame is padding). Input preprocessing is part of the model (see :class:`Preprocessing`), so a
+checkpoint carries it and predictions after loading match the trained model exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+__all__ = ["MotionTransformer", "Preprocessing", "count_parameters", "preprocess"]
+
+Centre = Literal["none", "sequence", "frame"]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raw coordinates become the student's input features.
+
+    Parameters
+    ----------
+    centre : {"sequence", "frame", "none"}, default "sequence"
+        Translation removed: ``"sequence"`` subtracts the centre point averaged over the valid
+        frames (the body's own motion is kept), ``"frame"`` subtracts each frame's centre point
+        (only posture is kept), ``"none"`` keeps camera coordinates.
+    centre_landmarks : tuple of int, default ()
+        Landmarks whose mean is the centre point (e.g. ``(3,)``, UTD-MHAD's hip centre); empty
+        means the mean of all landmarks.
+    scale : bool, default True
+        Divide by the sequence's RMS distance of the landmarks from the centre point, which
+        removes body size and distance to the camera.
+    velocities : bool, default False
+        Append first differences in time (zero at the first frame): the input width doubles.
+    """
+
+    centre: Centre = "sequence"
+    centre_landmarks: tuple[int, ...] = field(default_factory=tuple)
+    scale: bool = True
+    velocities: bool = False
+
+    def __post_init__(self) -> None:
+        if self.centre not in ("none", "sequence", "frame"):
+            raise ValueError(
+                f"Preprocessing.centre must be 'none', 'sequence' or 'frame', got {self.centre!r}"
+            )
+        object.__setattr__(self, "centre_landmarks", tuple(int(i) for i in self.centre_landmarks))
+        if any(i < 0 for i in self.centre_landmarks):
+            raise ValueError(f"centre_landmarks must be >= 0, got {self.centre_landmarks}")
+
+    def n_features(self, n_inputs: int) -> int:
+        """Width of the features made from ``n_inputs`` raw values per frame."""
+        return 2 * n_inputs if self.velocities else n_inputs
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-type form, for checkpoints and JSON."""
+        out = asdict(self)
+        out["centre_landmarks"] = list(self.centre_landmarks)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Preprocessing:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            centre=values["centre"],
+            centre_landmarks=tuple(values["centre_landmarks"]),
+            scale=bool(values["scale"]),
+            velocities=bool(values["velocities"]),
+        )
+
+
+def preprocess(
+    inputs: torch.Tensor, padding_mask: torch.Tensor, preprocessing: Preprocessing
+) -> torch.Tensor:
+    """Apply :class:`Preprocessing` to a padded batch.
+
+    Parameters
+    ----------
+    inputs : torch.Tensor, shape (B, T, L*3)
+        Raw coordinates, landmark-major (x, y, z of landmark 0, then landmark 1, ...).
+    padding_mask : torch.Tensor of bool, shape (B, T)
+        True where a frame is padding; every sequence needs at least one valid frame.
+    preprocessing : Preprocessing
+        What to do.
+
+    Returns
+    -------
+    torch.Tensor, shape (B, T, F)
+        Features, ``F = preprocessing.n_features(L*3)``; zero at padded frames, and independent
+        of the values stored there.
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree or a centre landmark does not exist.
+    """
+    if inputs.ndim != 3 or inputs.shape[-1] % 3:
+        raise ValueError(f"inputs must have shape (B, T, L*3), got {tuple(inputs.shape)}")
+    if padding_mask.shape != inputs.shape[:2]:
+        raise ValueError(
+            f"padding_mask must have shape {tuple(inputs.shape[:2])}, "
+            f"got {tuple(padding_mask.shape)}"
+        )
+    batch, frames, width = inputs.shape
+    n_landmarks = width // 3
+    if preprocessing.centre_landmarks and max(preprocessing.centre_landmarks) >= n_landmarks:
+        raise ValueError(
+            f"centre_landmarks {preprocessing.centre_landmarks} need more than the "
+            f"{n_landmarks} landmarks in inputs"
+        )
+    valid = (~padding_mask).to(inputs.dtype)[:, :, None, None]  # (B, T, 1, 1)
+    points = inputs.reshape(batch, frames, n_landmarks, 3) * valid  # padding values never used
+    n_valid = valid.sum(dim=1, keepdim=True).clamp_min(1.0)  # (B, 1, 1, 1)
+
+    if preprocessing.centre != "none":
+        landmarks = list(preprocessing.centre_landmarks) or list(range(n_landmarks))
+        centre = points[:, :, landmarks].mean(dim=2, keepdim=True)  # (B, T, 1, 3)
+        if preprocessing.centre == "sequence":
+            centre = centre.sum(dim=1, keepdim=True) / n_valid  # mean over valid frames only
+        points = (points - centre) * valid
+    if preprocessing.scale:
+        # RMS over valid frames and landmarks; clamped so a degenerate sequence stays finite.
+        energy = points.square().sum(dim=(1, 2, 3), keepdim=True)
+        rms = torch.sqrt(energy / (n_valid * n_landmarks)).clamp_min(1e-6)
+        points = points / rms
+    features = points.reshape(batch, frames, width)
+    if preprocessing.velocities:
+        deltas = torch.zeros_like(features)
+        deltas[:, 1:] = features[:, 1:] - features[:, :-1]
+        features = torch.cat([features, deltas], dim=-1)
+    return features * valid[:, :, :, 0]
+
+
+def _sinusoidal_encoding(frames: int, d_model: int, device: torch.device) -> torch.Tensor:
+    """Vaswani et al. (2017) sine/cosine positions, shape (frames, d_model)."""
+    position = torch.arange(frames, dtype=torch.float32, device=device)[:, None]
+    rate = torch.exp(
+        torch.arange(0, d_model, 2, dtype=torch.float32, device=device)
+        * (-math.log(10000.0) / d_model)
+    )
+    encoding = torch.zeros(frames, d_model, device=device)
+    encoding[:, 0::2] = torch.sin(position * rate)
+    encoding[:, 1::2] = torch.cos(position * rate[: d_model // 2])
+    return encoding
+
+
+class MotionTransformer(nn.Module):
+    """Transformer encoder classifier for padded landmark sequences.
+
+    Frame features (see :class:`Preprocessing`) are projected to ``d_model``, given sinusoidal
+    positions, passed through a pre-norm transformer encoder whose attention ignores padded
+    frames, mean-pooled over the valid frames and classified by a linear head.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Raw values per frame, ``L * 3``.
+    n_classes : int
+        Number of classes.
+    d_model : int, default 64
+        Width of the encoder; must be even and divisible by ``n_heads``.
+    n_heads : int, default 4
+        Attention heads.
+    n_layers : int, default 2
+        Encoder layers.
+    dim_feedforward : int, optional
+        Hidden width of each layer's feed-forward block; default ``2 * d_model``.
+    dropout : float, default 0.1
+        Dropout inside the encoder and before the head.
+    preprocessing : Preprocessing, optional
+        Input preprocessing; default ``Preprocessing()``.
+
+    Raises
+    ------
+    ValueError
+        If a size is not positive, ``n_inputs`` is not a multiple of 3, ``d_model`` is odd or
+        not divisible by ``n_heads``, or ``dropout`` is outside [0, 1).
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_classes: int,
+        *,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        dim_feedforward: int | None = None,
+        dropout: float = 0.1,
+        preprocessing: Preprocessing | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("n_inputs", n_inputs),
+            ("n_classes", n_classes),
+            ("d_model", d_model),
+            ("n_heads", n_heads),
+            ("n_layers", n_layers),
+        ):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if n_inputs % 3:
+            raise ValueError(f"n_inputs must be L * 3 (a multiple of 3), got {n_inputs}")
+        if d_model % 2 or d_model % n_heads:
+            raise ValueError(
+                f"d_model must be even and divisible by n_heads, got {d_model} and {n_heads}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        dim_feedforward = 2 * d_model if dim_feedforward is None else int(dim_feedforward)
+        if dim_feedforward < 1:
+            raise ValueError(f"dim_feedforward must be positive, got {dim_feedforward}")
+        self.preprocessing = preprocessing or Preprocessing()
+        self.n_inputs = int(n_inputs)
+        self.n_classes = int(n_classes)
+        self.d_model = int(d_model)
+        self.hparams: dict[str, Any] = {
+            "n_inputs": int(n_inputs),
+            "n_classes": int(n_classes),
+            "d_model": int(d_model),
+            "n_heads": int(n_heads),
+            "n_layers": int(n_layers),
+            "dim_feedforward": dim_feedforward,
+            "dropout": float(dropout),
+            "preprocessing": self.preprocessing.to_dict(),
+        }
+        self.embed = nn.Linear(self.preprocessing.n_features(n_inputs), d_model)
+        layer = nn.TransformerEncoderLayer(
+            d_model,
+            n_heads,
+            dim_feedforward=dim_feedforward,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        # Nested tensors do not apply to pre-norm layers (and would warn); the mask does the work.
+        self.encoder = nn.TransformerEncoder(
+            layer, n_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False
+        )
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_model, n_classes))
+
+    @classmethod
+    def from_hparams(cls, hparams: Mapping[str, Any]) -> MotionTransformer:
+        """Build an (untrained) model from :attr:`hparams`, e.g. read from a checkpoint."""
+        return cls(
+            int(hparams["n_inputs"]),
+            int(hparams["n_classes"]),
+            d_model=int(hparams["d_model"]),
+            n_heads=int(hparams["n_heads"]),
+            n_layers=int(hparams["n_layers"]),
+            dim_feedforward=int(hparams["dim_feedforward"]),
+            dropout=float(hparams["dropout"]),
+            preprocessing=Preprocessing.from_dict(hparams["preprocessing"]),
+        )
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (B, T, L*3)
+            Raw coordinates; values at padded frames are ignored.
+        padding_mask : torch.Tensor of bool, shape (B, T), optional
+            True where a frame is padding; None means no padding.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, n_classes)
+            Unnormalised class scores.
+
+        Raises
+        ------
+        ValueError
+            If the input width is not ``n_inputs`` or a sequence has no valid frame.
+        """
+        if x.ndim != 3 or x.shape[-1] != self.n_inputs:
+            raise ValueError(f"x must have shape (B, T, {self.n_inputs}), got {tuple(x.shape)}")
+        if padding_mask is None:
+            padding_mask = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
+        padding_mask = padding_mask.to(device=x.device, dtype=torch.bool)
+        if padding_mask.shape != x.shape[:2]:
+            raise ValueError(
+                f"padding_mask must have shape {tuple(x.shape[:2])}, "
+                f"got {tuple(padding_mask.shape)}"
+            )
+        if bool(padding_mask.all(dim=1).any()):
+            raise ValueError("every sequence needs at least one frame that is not padding")
+        # Zero the padding first: a NaN there would otherwise survive the masked attention.
+        x = x.masked_fill(padding_mask[:, :, None], 0.0)
+        features = preprocess(x, padding_mask, self.preprocessing)
+        hidden = self.embed(features)
+        hidden = hidden + _sinusoidal_encoding(x.shape[1], self.d_model, x.device)
+        hidden = self.encoder(hidden, src_key_padding_mask=padding_mask)
+        valid = (~padding_mask).to(hidden.dtype)[:, :, None]
+        pooled = (hidden * valid).sum(dim=1) / valid.sum(dim=1)
+        return self.head(pooled)
+
+    def extra_repr(self) -> str:
+        return f"preprocessing={self.preprocessing}"
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,171 @@
+"""The transformer student and its input preprocessing (gkd.student)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gkd.student import MotionTransformer, Preprocessing, count_parameters, preprocess
+
+torch.set_num_threads(1)
+
+
+def padded_batch(
+    lengths: list[int], frames: int, landmarks: int = 4, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(len(lengths), frames, landmarks * 3, generator=generator)
+    mask = torch.arange(frames)[None, :] >= torch.tensor(lengths)[:, None]
+    return inputs, mask
+
+
+def tiny_model(**kwargs) -> MotionTransformer:
+    torch.manual_seed(0)
+    options = {"d_model": 16, "n_heads": 2, "n_layers": 2, "dropout": 0.1}
+    options.update(kwargs)
+    return MotionTransformer(12, 5, **options).eval()
+
+
+@pytest.mark.parametrize(
+    "preprocessing",
+    [
+        Preprocessing(),
+        Preprocessing(centre="frame", centre_landmarks=(1,), velocities=True),
+        Preprocessing(centre="none", scale=False),
+    ],
+)
+def test_output_does_not_depend_on_padding_values(preprocessing):
+    model = tiny_model(preprocessing=preprocessing)
+    inputs, mask = padded_batch([7, 3, 10], frames=10)
+    with torch.no_grad():
+        reference = model(inputs, mask)
+        for filler in (0.0, 1e4, float("nan"), float("inf")):
+            changed = inputs.clone()
+            changed[mask] = filler
+            torch.testing.assert_close(model(changed, mask), reference, rtol=0, atol=0)
+        noisy = inputs.clone()
+        noisy[mask] = torch.randn(int(mask.sum()), 12) * 100
+        torch.testing.assert_close(model(noisy, mask), reference, rtol=0, atol=0)
+
+
+def test_padded_batch_matches_each_sequence_alone():
+    model = tiny_model(preprocessing=Preprocessing(velocities=True))
+    inputs, mask = padded_batch([7, 3, 10], frames=10, seed=1)
+    with torch.no_grad():
+        together = model(inputs, mask)
+        for i, length in enumerate([7, 3, 10]):
+            alone = model(inputs[i : i + 1, :length])
+            torch.testing.assert_close(alone[0], together[i], rtol=1e-5, atol=1e-5)
+
+
+def test_training_mode_gradients_ignore_padding():
+    model = tiny_model()
+    model.train()
+    inputs, mask = padded_batch([4, 6], frames=6)
+    inputs.requires_grad_(True)
+    model(inputs, mask).sum().backward()
+    assert inputs.grad is not None
+    assert torch.all(inputs.grad[mask] == 0)
+    assert torch.any(inputs.grad[~mask] != 0)
+
+
+def test_output_shape_and_parameter_count():
+    model = tiny_model()
+    inputs, mask = padded_batch([5, 2], frames=5)
+    assert model(inputs, mask).shape == (2, 5)
+    assert model(inputs).shape == (2, 5)  # no mask: nothing is padding
+    assert count_parameters(model) == sum(p.numel() for p in model.parameters())
+
+
+def test_from_hparams_rebuilds_the_same_function():
+    model = tiny_model(preprocessing=Preprocessing(centre="frame", velocities=True))
+    copy = MotionTransformer.from_hparams(model.hparams)
+    copy.load_state_dict(model.state_dict())
+    copy.eval()
+    assert copy.preprocessing == model.preprocessing
+    inputs, mask = padded_batch([5, 3], frames=5)
+    with torch.no_grad():
+        torch.testing.assert_close(copy(inputs, mask), model(inputs, mask), rtol=0, atol=0)
+
+
+def rotate_y(points: torch.Tensor, angle: float) -> torch.Tensor:
+    c, s = math.cos(angle), math.sin(angle)
+    rotation = torch.tensor([[c, 0.0, -s], [0.0, 1.0, 0.0], [s, 0.0, c]])
+    return points @ rotation.T
+
+
+def test_preprocess_removes_translation_and_scale():
+    inputs, mask = padded_batch([6, 4], frames=6, landmarks=5)
+    base = preprocess(inputs, mask, Preprocessing())
+    moved = inputs.reshape(2, 6, 5, 3) * 3.5 + torch.tensor([1.0, -2.0, 4.0])
+    torch.testing.assert_close(
+        preprocess(moved.reshape(2, 6, 15), mask, Preprocessing()), base, rtol=1e-4, atol=1e-5
+    )
+    assert torch.all(base[mask] == 0)
+
+
+def test_preprocess_sequence_centre_keeps_the_body_path_frame_centre_does_not():
+    # A rigid body sliding along x: only the per-sequence centre keeps the slide.
+    frames = 5
+    body = torch.randn(1, 1, 4, 3).expand(1, frames, 4, 3).clone()
+    body[..., 0] += torch.arange(frames, dtype=torch.float32)[None, :, None]
+    mask = torch.zeros(1, frames, dtype=torch.bool)
+    flat = body.reshape(1, frames, 12)
+    per_frame = preprocess(flat, mask, Preprocessing(centre="frame", scale=False))
+    torch.testing.assert_close(per_frame[0, 0], per_frame[0, -1])
+    per_sequence = preprocess(flat, mask, Preprocessing(centre="sequence", scale=False))
+    assert not torch.allclose(per_sequence[0, 0], per_sequence[0, -1])
+    # Centring on landmark 2: that landmark's mean position becomes the origin.
+    on_two = preprocess(flat, mask, Preprocessing(centre_landmarks=(2,), scale=False))
+    centred_landmark = on_two.reshape(1, frames, 4, 3)[0, :, 2].mean(dim=0)
+    torch.testing.assert_close(centred_landmark, torch.zeros(3), rtol=0, atol=1e-5)
+
+
+def test_preprocess_velocities():
+    inputs, mask = padded_batch([4, 2], frames=4)
+    features = preprocess(inputs, mask, Preprocessing(centre="none", scale=False, velocities=True))
+    assert features.shape == (2, 4, 24)
+    torch.testing.assert_close(features[0, 2, 12:], inputs[0, 2] - inputs[0, 1])
+    assert torch.all(features[:, 0, 12:] == 0)
+    assert torch.all(features[1, 2:] == 0)  # padding stays zero, velocities included
+
+
+def test_preprocessing_round_trips_through_dict():
+    original = Preprocessing(centre="frame", centre_landmarks=(3, 1), scale=False, velocities=True)
+    assert Preprocessing.from_dict(original.to_dict()) == original
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_inputs": 10}, "multiple of 3"),
+        ({"d_model": 15, "n_heads": 3}, "even"),
+        ({"d_model": 16, "n_heads": 3}, "divisible"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"n_layers": 0}, "n_layers"),
+    ],
+)
+def test_model_rejects_bad_hyperparameters(kwargs, message):
+    arguments = {"n_inputs": 12, "n_classes": 3}
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        MotionTransformer(arguments.pop("n_inputs"), arguments.pop("n_classes"), **arguments)
+
+
+def test_model_rejects_bad_input():
+    model = tiny_model()
+    inputs, mask = padded_batch([3, 2], frames=3)
+    with pytest.raises(ValueError, match="shape"):
+        model(inputs[..., :9], mask)
+    with pytest.raises(ValueError, match="padding_mask"):
+        model(inputs, mask[:, :2])
+    all_padding = mask.clone()
+    all_padding[1] = True
+    with pytest.raises(ValueError, match="at least one frame"):
+        model(inputs, all_padding)
+    with pytest.raises(ValueError, match="centre"):
+        Preprocessing(centre="hips")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="centre_landmarks"):
+        preprocess(inputs, mask, Preprocessing(centre_landmarks=(9,)))
