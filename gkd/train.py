@@ -1,0 +1,753 @@
+"""Training the student: direct (cross-entropy) or distilled from the teacher's soft targets.
+
+``train`` is keyword-only and used the same way from Python and from the CLI::
+
+    result = train(train_set=splits.train, validation_set=splits.validation,
+                   config=TrainConfig(epochs=60), teacher_targets=targets)
+    probabilities = predict_proba(result.model, splits.test)
+    save_checkpoint(Path("student.pt"), result)
+
+Datasets are anything with the ``MotionDataset`` attributes ``sequences`` (N, T, L, 3),
+``lengths`` (N,), ``labels`` (N,) and ``class_names``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import ArrayLike
+
+from gkd.student import MotionTransformer, Preprocessing
+
+__all__ = [
+    "EpochStats",
+    "TrainConfig",
+    "TrainResult",
+    "augment_batch",
+    "load_checkpoint",
+    "predict",
+    "predict_proba",
+    "resolve_device",
+    "save_checkpoint",
+    "train",
+]
+
+CHECKPOINT_FORMAT = "gkd-student"
+CHECKPOINT_VERSION = 1
+
+
+class DatasetLike(Protocol):
+    """The parts of ``gkd.datasets.MotionDataset`` that training reads."""
+
+    sequences: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (stored in checkpoints).
+
+    Model
+        d_model, n_heads, n_layers, dim_feedforward (None: 2 * d_model), dropout,
+        preprocessing (see :class:`gkd.student.Preprocessing`).
+    Optimisation
+        epochs, batch_size, lr (peak), weight_decay (AdamW, not on biases and norms),
+        warmup_epochs (linear warm-up, then cosine decay to zero), grad_clip (max gradient norm,
+        None for none), label_smoothing (on the cross-entropy term).
+    Distillation (used only when teacher targets are given)
+        loss = alpha·CE(labels) + beta·T²·KL(teacher ‖ softmax(logits / T)), T = temperature.
+    Augmentation (training batches only)
+        augment (switch), rotation_degrees (uniform rotation about the vertical axis within
+        ±this), scale_range (per-axis scale factor in 1 ± this), time_warp (speed factor in
+        1 ± this, by linear interpolation), vertical_axis (0, 1 or 2; 1 is y, up for Kinect).
+    Selection and runtime
+        select ("accuracy": best validation accuracy, ties to the lower validation loss;
+        "loss": lowest validation loss), seed, device ("cpu", "cuda" or "auto"), threads (torch
+        CPU threads during training, None leaves it), deterministic (torch deterministic
+        algorithms during training; CPU runs with a fixed seed repeat exactly without it),
+        eval_batch_size.
+    """
+
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    dim_feedforward: int | None = None
+    dropout: float = 0.1
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: int = 5
+    grad_clip: float | None = 1.0
+    label_smoothing: float = 0.0
+    alpha: float = 0.5
+    beta: float = 0.5
+    temperature: float = 1.0
+    augment: bool = False
+    rotation_degrees: float = 15.0
+    scale_range: float = 0.1
+    time_warp: float = 0.1
+    vertical_axis: int = 1
+    select: Literal["accuracy", "loss"] = "accuracy"
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    deterministic: bool = False
+    eval_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        positive = ("d_model", "n_heads", "n_layers", "epochs", "batch_size", "eval_batch_size")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"TrainConfig.warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr!r}")
+        for name in ("weight_decay", "alpha", "beta", "label_smoothing", "rotation_degrees"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("scale_range", "time_warp", "label_smoothing", "dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(
+                    f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)!r}"
+                )
+        if not self.temperature > 0:
+            raise ValueError(f"TrainConfig.temperature must be positive, got {self.temperature!r}")
+        if self.vertical_axis not in (0, 1, 2):
+            raise ValueError(
+                f"TrainConfig.vertical_axis must be 0, 1 or 2, got {self.vertical_axis}"
+            )
+        if self.select not in ("accuracy", "loss"):
+            raise ValueError(
+                f"TrainConfig.select must be 'accuracy' or 'loss', got {self.select!r}"
+            )
+        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
+            raise ValueError(
+                f"TrainConfig.device must be 'cpu', 'cuda' or 'auto', got {self.device!r}"
+            )
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"TrainConfig.threads must be >= 1 or None, got {self.threads}")
+        if isinstance(self.preprocessing, Mapping):
+            self.preprocessing = Preprocessing.from_dict(self.preprocessing)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-type form (for checkpoints and JSON)."""
+        out = asdict(self)
+        out["preprocessing"] = self.preprocessing.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {unknown}")
+        return cls(**dict(values))
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """What one epoch did; passed to the ``progress`` callback and kept in the history."""
+
+    epoch: int  # 1-based
+    epochs: int  # total planned
+    train_loss: float
+    train_accuracy: float
+    validation_loss: float | None
+    validation_accuracy: float | None
+    lr: float  # learning rate at the end of the epoch
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """A trained student and how it got there.
+
+    ``model`` holds the weights of ``best_epoch`` (chosen on validation; the last epoch when
+    there was no validation set), in eval mode, on ``device``.
+    """
+
+    model: MotionTransformer
+    config: TrainConfig
+    history: list[EpochStats]
+    best_epoch: int
+    class_names: list[str]
+    device: str
+    seconds: float
+    distilled: bool
+
+    @property
+    def best_validation_accuracy(self) -> float | None:
+        return self.history[self.best_epoch - 1].validation_accuracy
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> the GPU when one is present, else the CPU.
+
+    Raises
+    ------
+    ValueError
+        If a GPU is asked for and none is available.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but no CUDA GPU is available")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+    return torch.device(device)
+
+
+def _dataset_arrays(dataset: DatasetLike, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sequences as (N, T, L*3) float32 view, lengths int64, labels int64), validated."""
+    for attribute in ("sequences", "lengths", "labels", "class_names"):
+        if not hasattr(dataset, attribute):
+            raise TypeError(f"{name} has no attribute {attribute!r}; pass a MotionDataset")
+    sequences = np.asarray(dataset.sequences)
+    if sequences.ndim != 4 or sequences.shape[-1] != 3:
+        raise ValueError(f"{name}.sequences must have shape (N, T, L, 3), got {sequences.shape}")
+    n, frames = sequences.shape[:2]
+    if n == 0:
+        raise ValueError(f"{name} is empty")
+    lengths = np.asarray(dataset.lengths).astype(np.int64)
+    labels = np.asarray(dataset.labels).astype(np.int64)
+    if lengths.shape != (n,) or labels.shape != (n,):
+        raise ValueError(
+            f"{name}.lengths and {name}.labels must have shape ({n},), "
+            f"got {lengths.shape} and {labels.shape}"
+        )
+    if lengths.min() < 1 or lengths.max() > frames:
+        i = int(np.argmin(lengths)) if lengths.min() < 1 else int(np.argmax(lengths))
+        raise ValueError(f"{name}.lengths[{i}] = {lengths[i]} is outside 1..{frames}")
+    n_classes = len(dataset.class_names)
+    if labels.min() < 0 or labels.max() >= n_classes:
+        i = int(np.argmin(labels)) if labels.min() < 0 else int(np.argmax(labels))
+        raise ValueError(f"{name}.labels[{i}] = {labels[i]} is not a class (0..{n_classes - 1})")
+    flat = sequences.reshape(n, frames, -1)
+    return flat, lengths, labels
+
+
+def _batch(
+    sequences: np.ndarray, lengths: np.ndarray, index: np.ndarray, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``index`` cut to their longest length: inputs (B, T_b, L*3) and padding mask."""
+    batch_lengths = torch.from_numpy(lengths[index])
+    frames = int(batch_lengths.max())
+    inputs = torch.from_numpy(np.ascontiguousarray(sequences[index, :frames], dtype=np.float32))
+    mask = torch.arange(frames)[None, :] >= batch_lengths[:, None]
+    return inputs.to(device), mask.to(device)
+
+
+def augment_batch(
+    inputs: torch.Tensor,
+    padding_mask: torch.Tensor,
+    *,
+    rotation_degrees: float,
+    scale_range: float,
+    time_warp: float,
+    vertical_axis: int = 1,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random geometric augmentation of a padded batch of raw coordinates.
+
+    Each sequence gets its own draw: a speed change (linear interpolation to
+    ``round(length / speed)`` frames, speed uniform in ``1 ± time_warp``), a rotation about the
+    vertical axis through the sequence's centroid (angle uniform in ``± rotation_degrees``) and
+    a per-axis scale about the centroid (factors uniform in ``1 ± scale_range``).
+
+    Parameters
+    ----------
+    inputs : torch.Tensor, shape (B, T, L*3)
+        Raw coordinates.
+    padding_mask : torch.Tensor of bool, shape (B, T)
+        True at padded frames (a valid prefix per row).
+    rotation_degrees, scale_range, time_warp : float
+        Ranges as described; 0 switches a part off.
+    vertical_axis : int, default 1
+        Coordinate index of the vertical axis.
+    generator : torch.Generator, optional
+        CPU random generator, for reproducible draws.
+
+    Returns
+    -------
+    inputs, padding_mask : torch.Tensor
+        The augmented batch (the frame count may change with ``time_warp``); padding is zero.
+    """
+    batch, frames, width = inputs.shape
+    device = inputs.device
+    lengths = (~padding_mask).sum(dim=1)
+
+    def uniform(spread: float) -> torch.Tensor:
+        draw = torch.rand(batch, generator=generator, dtype=torch.float32) * 2.0 - 1.0
+        return (draw * spread).to(device)
+
+    points = inputs.reshape(batch, frames, width // 3, 3)
+    if time_warp > 0:
+        speed = 1.0 + uniform(time_warp)
+        new_lengths = torch.round(lengths / speed).clamp_min(1).long()
+        new_frames = int(new_lengths.max())
+        t = torch.arange(new_frames, device=device, dtype=torch.float32)[None, :]
+        last = (lengths - 1).to(torch.float32)[:, None]
+        step = last / (new_lengths - 1).clamp_min(1).to(torch.float32)[:, None]
+        position = torch.minimum(t * step, last)  # (B, new_frames), in source frames
+        before = position.floor().long()
+        after = torch.minimum(before + 1, (lengths - 1)[:, None])
+        weight = (position - before.to(torch.float32))[:, :, None, None]
+        gather_shape = (batch, new_frames, *points.shape[2:])
+
+        def take(index: torch.Tensor) -> torch.Tensor:
+            return torch.gather(points, 1, index[:, :, None, None].expand(gather_shape))
+
+        points = take(before) * (1.0 - weight) + take(after) * weight
+        padding_mask = torch.arange(new_frames, device=device)[None, :] >= new_lengths[:, None]
+    valid = (~padding_mask).to(points.dtype)[:, :, None, None]
+    count = valid.sum(dim=1, keepdim=True) * points.shape[2]
+    centroid = (points * valid).sum(dim=(1, 2), keepdim=True) / count
+    centred = points - centroid
+    if rotation_degrees > 0:
+        angle = uniform(math.radians(rotation_degrees))
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        a, b = [axis for axis in range(3) if axis != vertical_axis]
+        rotation = torch.zeros(batch, 3, 3, device=device, dtype=points.dtype)
+        rotation[:, vertical_axis, vertical_axis] = 1.0
+        rotation[:, a, a] = cos
+        rotation[:, a, b] = -sin
+        rotation[:, b, a] = sin
+        rotation[:, b, b] = cos
+        centred = torch.einsum("btlj,bij->btli", centred, rotation)
+    if scale_range > 0:
+        factors = torch.stack([1.0 + uniform(scale_range) for _ in range(3)], dim=1)
+        centred = centred * factors[:, None, None, :]
+    points = (centred + centroid) * valid
+    return points.reshape(batch, points.shape[1], width), padding_mask
+
+
+def _lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Linear warm-up to the peak, then cosine decay to zero (per optimiser step)."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices only: biases and norm gains stay undecayed (AdamW practice)."""
+    decay, no_decay = [], []
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            (decay if parameter.ndim >= 2 else no_decay).append(parameter)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+@contextlib.contextmanager
+def _runtime(config: TrainConfig, device: torch.device) -> Iterator[None]:
+    """Seeded, optionally single-threaded / deterministic torch state, restored afterwards."""
+    old_threads = torch.get_num_threads()
+    old_deterministic = torch.are_deterministic_algorithms_enabled()
+    devices = [device.index or 0] if device.type == "cuda" else []
+    try:
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
+        if config.deterministic:
+            if device.type == "cuda":
+                # cuBLAS needs this to be reproducible (read when cuBLAS starts).
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(config.seed)
+            yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_deterministic)
+
+
+def _check_teacher(
+    teacher_targets: ArrayLike | None, n: int, n_classes: int
+) -> torch.Tensor | None:
+    if teacher_targets is None:
+        return None
+    targets = np.asarray(teacher_targets, dtype=np.float64)
+    if targets.shape != (n, n_classes):
+        raise ValueError(
+            f"teacher_targets must have shape ({n}, {n_classes}) (train rows x classes), "
+            f"got {targets.shape}"
+        )
+    if not np.all(np.isfinite(targets)) or targets.min() < 0:
+        raise ValueError("teacher_targets must be finite and non-negative")
+    sums = targets.sum(axis=1)
+    if np.any(np.abs(sums - 1.0) > 1e-4):
+        i = int(np.argmax(np.abs(sums - 1.0)))
+        raise ValueError(f"teacher_targets rows must sum to 1; row {i} sums to {sums[i]:.6g}")
+    return torch.from_numpy((targets / sums[:, None]).astype(np.float32))
+
+
+@torch.inference_mode()
+def _evaluate(
+    model: MotionTransformer,
+    sequences: np.ndarray,
+    lengths: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """Logits (N, C) on the CPU, batches of similar length to keep padding small."""
+    model.eval()
+    order = np.argsort(lengths, kind="stable")
+    logits = torch.empty(len(lengths), model.n_classes)
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        inputs, mask = _batch(sequences, lengths, index, device)
+        logits[torch.from_numpy(index)] = model(inputs, mask).float().cpu()
+    return logits
+
+
+def train(
+    *,
+    train_set: DatasetLike,
+    validation_set: DatasetLike | None,
+    config: TrainConfig | None = None,
+    teacher_targets: ArrayLike | None = None,
+    progress: Callable[[EpochStats], None] | None = None,
+) -> TrainResult:
+    """Train a :class:`~gkd.student.MotionTransformer`, directly or by distillation.
+
+    Parameters
+    ----------
+    train_set : MotionDataset
+        Training sequences.
+    validation_set : MotionDataset or None
+        Evaluated after every epoch; the best epoch's weights are returned (see
+        ``TrainConfig.select``). None trains for exactly ``config.epochs`` and keeps the last
+        epoch: the refit step, on train + validation with the epoch count found before.
+    config : TrainConfig, optional
+        Hyperparameters; default ``TrainConfig()``.
+    teacher_targets : array_like, shape (N_train, C), optional
+        Soft targets for the training rows (same order), e.g. from
+        :func:`gkd.teacher.soft_targets` with the training sample's own entry left out. Given:
+        distillation loss ``alpha·CE + beta·T²·KL``; None: plain cross-entropy.
+    progress : callable, optional
+        Called with an :class:`EpochStats` after every epoch.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ValueError
+        If the datasets or targets are malformed or disagree in classes or landmarks.
+    TypeError
+        If a dataset lacks the ``MotionDataset`` attributes.
+    """
+    config = config or TrainConfig()
+    device = resolve_device(config.device)
+    sequences, lengths, labels = _dataset_arrays(train_set, "train_set")
+    class_names = [str(name) for name in train_set.class_names]
+    n_classes = len(class_names)
+    validation = None
+    if validation_set is not None:
+        validation = _dataset_arrays(validation_set, "validation_set")
+        if list(validation_set.class_names) != class_names:
+            raise ValueError("validation_set.class_names differ from train_set.class_names")
+        if validation[0].shape[2] != sequences.shape[2]:
+            raise ValueError(
+                f"validation_set has {validation[0].shape[2] // 3} landmarks, "
+                f"train_set has {sequences.shape[2] // 3}"
+            )
+    teacher = _check_teacher(teacher_targets, len(labels), n_classes)
+    labels_t = torch.from_numpy(labels)
+    n = len(labels)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    warmup_steps = min(config.warmup_epochs * steps_per_epoch, total_steps)
+
+    started = time.perf_counter()
+    history: list[EpochStats] = []
+    with _runtime(config, device):
+        model = MotionTransformer(
+            sequences.shape[2],
+            n_classes,
+            d_model=config.d_model,
+            n_heads=config.n_heads,
+            n_layers=config.n_layers,
+            dim_feedforward=config.dim_feedforward,
+            dropout=config.dropout,
+            preprocessing=config.preprocessing,
+        ).to(device)
+        optimizer = torch.optim.AdamW(_parameter_groups(model, config.weight_decay), lr=config.lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: _lr_factor(step, warmup_steps, total_steps)
+        )
+        augment_generator = torch.Generator().manual_seed(config.seed + 1)
+        shuffle = np.random.default_rng(config.seed)
+        best_key: tuple[float, float] | None = None
+        best_epoch = config.epochs
+        best_state: dict[str, torch.Tensor] | None = None
+        for epoch in range(1, config.epochs + 1):
+            epoch_start = time.perf_counter()
+            model.train()
+            loss_sum, correct = 0.0, 0
+            order = shuffle.permutation(n)
+            for start in range(0, n, config.batch_size):
+                index = order[start : start + config.batch_size]
+                inputs, mask = _batch(sequences, lengths, index, device)
+                if config.augment:
+                    inputs, mask = augment_batch(
+                        inputs,
+                        mask,
+                        rotation_degrees=config.rotation_degrees,
+                        scale_range=config.scale_range,
+                        time_warp=config.time_warp,
+                        vertical_axis=config.vertical_axis,
+                        generator=augment_generator,
+                    )
+                target = labels_t[index].to(device)
+                logits = model(inputs, mask)
+                hard = F.cross_entropy(logits, target, label_smoothing=config.label_smoothing)
+                if teacher is None:
+                    loss = hard
+                else:
+                    soft = teacher[torch.from_numpy(index)].to(device)
+                    t = config.temperature
+                    kl = F.kl_div(F.log_softmax(logits / t, dim=1), soft, reduction="batchmean")
+                    loss = config.alpha * hard + config.beta * t * t * kl
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                loss_sum += float(loss.detach()) * len(index)
+                correct += int((logits.detach().argmax(dim=1) == target).sum())
+            validation_loss = validation_accuracy = None
+            if validation is not None:
+                val_logits = _evaluate(model, *validation[:2], config.eval_batch_size, device)
+                val_labels = torch.from_numpy(validation[2])
+                validation_loss = float(F.cross_entropy(val_logits, val_labels))
+                validation_accuracy = float((val_logits.argmax(dim=1) == val_labels).float().mean())
+                key = (
+                    (validation_accuracy, -validation_loss)
+                    if config.select == "accuracy"
+                    else (-validation_loss, validation_accuracy)
+                )
+                if best_key is None or key > best_key:
+                    best_key, best_epoch = key, epoch
+                    best_state = copy.deepcopy(model.state_dict())
+            stats = EpochStats(
+                epoch=epoch,
+                epochs=config.epochs,
+                train_loss=loss_sum / n,
+                train_accuracy=correct / n,
+                validation_loss=validation_loss,
+                validation_accuracy=validation_accuracy,
+                lr=float(optimizer.param_groups[0]["lr"]),
+                seconds=time.perf_counter() - epoch_start,
+            )
+            history.append(stats)
+            if progress is not None:
+                progress(stats)
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+    return TrainResult(
+        model=model,
+        config=config,
+        history=history,
+        best_epoch=best_epoch,
+        class_names=class_names,
+        device=str(device),
+        seconds=time.perf_counter() - started,
+        distilled=teacher is not None,
+    )
+
+
+def predict_proba(
+    model: MotionTransformer,
+    dataset: DatasetLike,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Class probabilities of every sequence in ``dataset``.
+
+    Parameters
+    ----------
+    model : MotionTransformer
+        A trained student (e.g. ``TrainResult.model`` or from :func:`load_checkpoint`).
+    dataset : MotionDataset
+        Sequences to classify; the labels are not used.
+    batch_size : int, default 256
+        Sequences per forward pass (grouped by length to limit padding).
+    device : str or torch.device, optional
+        Where to run; default: where the model's weights are. The model is moved there.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (N, C)
+        Softmax probabilities, rows in the dataset's order.
+
+    Raises
+    ------
+    ValueError
+        If the dataset's landmark count does not match the model.
+    """
+    if device is None:
+        target = next(model.parameters()).device
+    else:
+        target = resolve_device(device) if isinstance(device, str) else device
+    model.to(target)
+    sequences = np.asarray(dataset.sequences)
+    if sequences.ndim != 4 or sequences.shape[2] * 3 != model.n_inputs:
+        raise ValueError(
+            f"dataset.sequences has shape {sequences.shape}; the model expects "
+            f"(N, T, {model.n_inputs // 3}, 3)"
+        )
+    lengths = np.asarray(dataset.lengths).astype(np.int64)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    flat = sequences.reshape(sequences.shape[0], sequences.shape[1], -1)
+    logits = _evaluate(model, flat, lengths, batch_size, target)
+    return torch.softmax(logits, dim=1).numpy()
+
+
+def predict(
+    model: MotionTransformer,
+    dataset: DatasetLike,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Predicted class index per sequence (int64, shape (N,)); see :func:`predict_proba`."""
+    probabilities = predict_proba(model, dataset, batch_size=batch_size, device=device)
+    return probabilities.argmax(axis=1).astype(np.int64)
+
+
+def save_checkpoint(
+    path: Path,
+    result: TrainResult | MotionTransformer,
+    *,
+    class_names: Sequence[str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Save weights, model hyperparameters, preprocessing, class names and training record.
+
+    The file is a ``torch.save`` of plain types and tensors only, so it loads with
+    ``torch.load(weights_only=True)``.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Output file (parent folders are created).
+    result : TrainResult or MotionTransformer
+        What to save; a bare model needs ``class_names``.
+    class_names : sequence of str, optional
+        Overrides (or, for a bare model, supplies) the class names.
+    extra : mapping, optional
+        Additional plain-type metadata (e.g. teacher settings) stored under ``"extra"``.
+
+    Raises
+    ------
+    ValueError
+        If the class names are missing or do not match the model's class count.
+    """
+    if isinstance(result, TrainResult):
+        model = result.model
+        names = list(class_names) if class_names is not None else result.class_names
+        training: dict[str, Any] | None = {
+            "config": result.config.to_dict(),
+            "history": [stats.to_dict() for stats in result.history],
+            "best_epoch": result.best_epoch,
+            "seconds": result.seconds,
+            "device": result.device,
+            "distilled": result.distilled,
+        }
+    elif isinstance(result, MotionTransformer):
+        model = result
+        if class_names is None:
+            raise ValueError("save_checkpoint of a bare model needs class_names")
+        names = list(class_names)
+        training = None
+    else:
+        raise TypeError(f"cannot save a {type(result).__name__}; pass a TrainResult or model")
+    if len(names) != model.n_classes:
+        raise ValueError(f"{len(names)} class names for a model with {model.n_classes} classes")
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "hparams": copy.deepcopy(model.hparams),
+        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+        "class_names": [str(name) for name in names],
+        "training": training,
+        "extra": dict(extra) if extra is not None else None,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+
+
+def load_checkpoint(
+    path: Path, *, device: str | torch.device = "cpu"
+) -> tuple[MotionTransformer, dict[str, Any]]:
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The checkpoint file.
+    device : str or torch.device, default "cpu"
+        Where to put the model ("auto" picks the GPU when present).
+
+    Returns
+    -------
+    model : MotionTransformer
+        In eval mode; gives the same predictions as the model that was saved.
+    metadata : dict
+        ``class_names``, ``hparams``, ``training`` (config dict, history, best_epoch, ... or
+        None) and ``extra``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a gkd student checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    target = resolve_device(device) if isinstance(device, str) else device
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling errors come in many types
+        raise ValueError(f"{path} is not a readable gkd checkpoint: {error}") from error
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a gkd student checkpoint")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path} has checkpoint version {payload.get('version')!r}")
+    model = MotionTransformer.from_hparams(payload["hparams"])
+    model.load_state_dict(payload["state_dict"])
+    model.to(target).eval()
+    metadata = {key: payload[key] for key in ("class_names", "hparams", "training", "extra")}
+    return model, metadata

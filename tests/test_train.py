@@ -1,0 +1,334 @@
+"""Training, prediction, augmentation and checkpoints (gkd.train)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pytest
+import torch
+
+from gkd.student import MotionTransformer, Preprocessing
+from gkd.teacher import soft_targets
+from gkd.train import (
+    EpochStats,
+    TrainConfig,
+    augment_batch,
+    load_checkpoint,
+    predict,
+    predict_proba,
+    save_checkpoint,
+    train,
+)
+
+torch.set_num_threads(1)
+
+
+@dataclass
+class TinyDataset:
+    """The MotionDataset attributes that training reads."""
+
+    sequences: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+    class_names: list[str] = field(default_factory=lambda: ["up", "side", "circle"])
+
+
+def synthetic(n_per_class: int, seed: int) -> TinyDataset:
+    """Three motions of landmark 0 relative to a 4-landmark body: up, sideways, a circle.
+
+    Each sequence has its own length, position, size and noise; only the motion pattern tells
+    the classes apart (chance: 1/3).
+    """
+    rng = np.random.default_rng(seed)
+    frames, landmarks = 16, 4
+    n = 3 * n_per_class
+    sequences = np.zeros((n, frames, landmarks, 3), dtype=np.float32)
+    lengths = rng.integers(8, frames + 1, size=n)
+    labels = np.repeat(np.arange(3), n_per_class)
+    body = np.random.default_rng(42).normal(size=(landmarks, 3))  # one body for all
+    for i in range(n):
+        t = np.linspace(0, 1, lengths[i])
+        motion = np.zeros((lengths[i], 3))
+        if labels[i] == 0:
+            motion[:, 1] = t
+        elif labels[i] == 1:
+            motion[:, 0] = t
+        else:
+            motion[:, 0] = 0.5 * np.cos(2 * np.pi * t)
+            motion[:, 1] = 0.5 * np.sin(2 * np.pi * t)
+        frame = np.repeat(body[None], lengths[i], axis=0)
+        frame[:, 0] += 2.0 * motion
+        frame += rng.normal(scale=0.1, size=frame.shape)
+        frame = frame * rng.uniform(0.5, 2.0) + rng.normal(scale=3.0, size=3)
+        sequences[i, : lengths[i]] = frame
+    return TinyDataset(sequences, lengths, labels)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[TinyDataset, TinyDataset]:
+    return synthetic(12, seed=0), synthetic(6, seed=1)
+
+
+def tiny_config(**kwargs) -> TrainConfig:
+    options = {
+        "d_model": 16,
+        "n_heads": 2,
+        "n_layers": 1,
+        "epochs": 20,
+        "batch_size": 8,
+        "lr": 3e-3,
+        "warmup_epochs": 1,
+        "device": "cpu",
+        "threads": 1,
+    }
+    options.update(kwargs)
+    return TrainConfig(**options)
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    train_set, validation_set = data
+    return train(train_set=train_set, validation_set=validation_set, config=tiny_config())
+
+
+def accuracy(model: MotionTransformer, dataset: TinyDataset) -> float:
+    return float(np.mean(predict(model, dataset) == dataset.labels))
+
+
+def test_direct_training_beats_chance(trained, data):
+    _, validation_set = data
+    assert accuracy(trained.model, validation_set) >= 0.8  # chance is 1/3
+    assert trained.best_validation_accuracy == pytest.approx(
+        accuracy(trained.model, validation_set)
+    )
+    assert len(trained.history) == 20
+    assert not trained.distilled
+
+
+def test_distilled_training_beats_chance(data):
+    train_set, validation_set = data
+    # Teacher: a crude distance between the sequences' first-to-last motion of landmark 0.
+    step = np.stack(
+        [
+            s[length - 1, 0] - s[0, 0]
+            for s, length in zip(train_set.sequences, train_set.lengths, strict=True)
+        ]
+    )
+    distances = np.linalg.norm(step[:, None] - step[None], axis=-1)
+    targets = soft_targets(
+        distances,
+        train_set.labels,
+        n_classes=3,
+        normalization="row",
+        temperature=0.2,
+        self_index=np.arange(len(step)),
+    )
+    result = train(
+        train_set=train_set,
+        validation_set=validation_set,
+        config=tiny_config(alpha=0.5, beta=0.5, temperature=2.0),
+        teacher_targets=targets,
+    )
+    assert result.distilled
+    assert accuracy(result.model, validation_set) >= 0.8
+
+
+def test_same_seed_same_numbers(data, trained):
+    train_set, validation_set = data
+    again = train(train_set=train_set, validation_set=validation_set, config=tiny_config())
+    assert [s.train_loss for s in again.history] == [s.train_loss for s in trained.history]
+    assert [s.validation_loss for s in again.history] == [
+        s.validation_loss for s in trained.history
+    ]
+    np.testing.assert_array_equal(
+        predict_proba(again.model, validation_set), predict_proba(trained.model, validation_set)
+    )
+    other = train(
+        train_set=train_set, validation_set=validation_set, config=tiny_config(seed=1, epochs=2)
+    )
+    assert other.history[0].train_loss != trained.history[0].train_loss
+
+
+def test_same_seed_same_numbers_with_augmentation(data):
+    train_set, _ = data
+    config = tiny_config(epochs=2, augment=True, rotation_degrees=30.0)
+    first = train(train_set=train_set, validation_set=None, config=config)
+    second = train(train_set=train_set, validation_set=None, config=config)
+    assert [s.train_loss for s in first.history] == [s.train_loss for s in second.history]
+
+
+def test_training_leaves_global_torch_state_alone(data):
+    train_set, _ = data
+    threads = torch.get_num_threads()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    train(train_set=train_set, validation_set=None, config=tiny_config(epochs=1, threads=2))
+    torch.testing.assert_close(torch.rand(3), expected)
+    assert torch.get_num_threads() == threads
+
+
+def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, trained, data):
+    _, validation_set = data
+    path = tmp_path / "nested" / "student.pt"
+    save_checkpoint(path, trained, extra={"teacher": {"metric": "procrustes", "k": 3}})
+    # weights_only loading must work: nothing but plain types and tensors in the file.
+    assert torch.load(path, weights_only=True)["format"] == "gkd-student"
+    model, metadata = load_checkpoint(path)
+    np.testing.assert_array_equal(
+        predict_proba(model, validation_set), predict_proba(trained.model, validation_set)
+    )
+    assert metadata["class_names"] == ["up", "side", "circle"]
+    assert metadata["extra"] == {"teacher": {"metric": "procrustes", "k": 3}}
+    assert metadata["training"]["best_epoch"] == trained.best_epoch
+    assert TrainConfig.from_dict(metadata["training"]["config"]) == trained.config
+    assert model.preprocessing == trained.model.preprocessing
+
+
+def test_checkpoint_of_a_bare_model(tmp_path):
+    torch.manual_seed(0)
+    model = MotionTransformer(
+        12, 2, d_model=8, n_heads=2, n_layers=1, preprocessing=Preprocessing(velocities=True)
+    ).eval()
+    with pytest.raises(ValueError, match="class_names"):
+        save_checkpoint(tmp_path / "m.pt", model)
+    save_checkpoint(tmp_path / "m.pt", model, class_names=["a", "b"])
+    loaded, metadata = load_checkpoint(tmp_path / "m.pt")
+    assert metadata["training"] is None
+    inputs = torch.randn(2, 5, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(inputs), model(inputs), rtol=0, atol=0)
+
+
+def test_load_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"format": "something-else"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a gkd student checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_refit_without_validation_keeps_the_last_epoch_and_reports_progress(data):
+    train_set, _ = data
+    seen: list[EpochStats] = []
+    result = train(
+        train_set=train_set, validation_set=None, config=tiny_config(epochs=3), progress=seen.append
+    )
+    assert result.best_epoch == 3
+    assert [s.epoch for s in seen] == [1, 2, 3]
+    assert all(s.epochs == 3 and s.validation_accuracy is None for s in seen)
+    assert result.best_validation_accuracy is None
+
+
+def test_learning_rate_warms_up_then_decays(trained):
+    rates = [s.lr for s in trained.history]
+    peak = trained.config.lr
+    assert rates[0] == pytest.approx(peak)  # end of the one warm-up epoch
+    assert all(a >= b for a, b in zip(rates[:-1], rates[1:], strict=True))
+    assert rates[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_model_selection_returns_the_best_validation_epoch(trained, data):
+    accuracies = [s.validation_accuracy for s in trained.history]
+    best = trained.history[trained.best_epoch - 1]
+    assert best.validation_accuracy == max(accuracies)
+    tied = [s for s in trained.history if s.validation_accuracy == max(accuracies)]
+    assert best.validation_loss == min(s.validation_loss for s in tied)
+
+
+def test_augment_batch_keeps_shape_of_each_frame():
+    rng = np.random.default_rng(0)
+    lengths = torch.tensor([5, 3])
+    inputs = torch.from_numpy(rng.normal(size=(2, 5, 12)).astype(np.float32))
+    mask = torch.arange(5)[None, :] >= lengths[:, None]
+    inputs[mask] = 0
+    generator = torch.Generator().manual_seed(0)
+    rotated, rotated_mask = augment_batch(
+        inputs, mask, rotation_degrees=90.0, scale_range=0.0, time_warp=0.0, generator=generator
+    )
+    assert torch.equal(rotated_mask, mask)
+    before = inputs.reshape(2, 5, 4, 3)
+    after = rotated.reshape(2, 5, 4, 3)
+    # A rotation about the vertical (y) axis keeps heights and all in-frame distances.
+    torch.testing.assert_close(after[..., 1], before[..., 1])
+    torch.testing.assert_close(
+        torch.cdist(after[~mask], after[~mask]), torch.cdist(before[~mask], before[~mask])
+    )
+    assert not torch.allclose(after, before)
+    assert torch.all(rotated[mask] == 0)
+
+
+def test_augment_batch_time_warp_resamples_within_range():
+    frames = 20
+    lengths = torch.tensor([20, 10])
+    ramp = torch.arange(frames, dtype=torch.float32)[None, :, None].expand(2, frames, 3).clone()
+    mask = torch.arange(frames)[None, :] >= lengths[:, None]
+    ramp[mask] = 0
+    generator = torch.Generator().manual_seed(3)
+    warped, warped_mask = augment_batch(
+        ramp, mask, rotation_degrees=0.0, scale_range=0.0, time_warp=0.3, generator=generator
+    )
+    new_lengths = (~warped_mask).sum(dim=1)
+    for i, length in enumerate(lengths.tolist()):
+        assert math.floor(length / 1.3) <= new_lengths[i] <= math.ceil(length / 0.7)
+        track = warped[i, : new_lengths[i], 0]
+        # Linear interpolation of a ramp: starts at 0, ends at the last frame, evenly spaced.
+        assert track[0] == pytest.approx(0.0)
+        assert track[-1] == pytest.approx(length - 1, rel=1e-5)
+        assert torch.allclose(torch.diff(track), torch.diff(track)[0].expand(len(track) - 1))
+    assert torch.all(warped[warped_mask] == 0)
+
+
+def test_train_rejects_bad_input(data):
+    train_set, validation_set = data
+    with pytest.raises(ValueError, match="teacher_targets must have shape"):
+        train(
+            train_set=train_set,
+            validation_set=None,
+            config=tiny_config(epochs=1),
+            teacher_targets=np.full((3, 3), 1 / 3),
+        )
+    bad_rows = np.full((len(train_set.labels), 3), 0.5)
+    with pytest.raises(ValueError, match="sum to 1"):
+        train(
+            train_set=train_set,
+            validation_set=None,
+            config=tiny_config(epochs=1),
+            teacher_targets=bad_rows,
+        )
+    renamed = replace(validation_set, class_names=["a", "b", "c"])
+    with pytest.raises(ValueError, match="class_names"):
+        train(train_set=train_set, validation_set=renamed, config=tiny_config(epochs=1))
+    too_long = replace(train_set, lengths=train_set.lengths + 100)
+    with pytest.raises(ValueError, match=r"train_set.lengths\[\d+\] = 1\d\d is outside"):
+        train(train_set=too_long, validation_set=None, config=tiny_config(epochs=1))
+    with pytest.raises(TypeError, match="MotionDataset"):
+        train(train_set=object(), validation_set=None, config=tiny_config(epochs=1))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"lr": 0.0}, "lr"),
+        ({"time_warp": 1.0}, "time_warp"),
+        ({"select": "f1"}, "select"),
+        ({"device": "tpu"}, "device"),
+        ({"vertical_axis": 3}, "vertical_axis"),
+    ],
+)
+def test_config_rejects_bad_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_config_dict_round_trip():
+    config = TrainConfig(preprocessing=Preprocessing(centre="frame", centre_landmarks=(3,)))
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown"):
+        TrainConfig.from_dict({"epochz": 3})
