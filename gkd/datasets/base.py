@@ -24,6 +24,11 @@ READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 def unreadable(path: object, reason: object) -> ValueError:
     """The error for a file that cannot be read (raise it ``from`` the original exception)."""
+    if "pickle" in str(reason):
+        return ValueError(
+            f"{path}: cannot be read: it holds Python objects (pickled data), which gkd never "
+            "loads; store numbers as numeric arrays and names as np.array(names) (unicode)"
+        )
     return ValueError(f"{path}: cannot be read ({reason}); the file is truncated or corrupt")
 
 
@@ -548,7 +553,12 @@ def split_dataset(
 
 
 def check_values(
-    sequences: np.ndarray, lengths: np.ndarray | None, *, where: str, array: str = "X"
+    sequences: np.ndarray,
+    lengths: np.ndarray | None,
+    *,
+    where: str,
+    array: str = "X",
+    landmark_names: Sequence[str] | None = None,
 ) -> None:
     """Check that every value is finite and, with ``lengths``, that padding is zero.
 
@@ -564,6 +574,9 @@ def check_values(
         The file (or other origin) named in errors.
     array : str
         The array's name in errors.
+    landmark_names : Sequence[str] | None
+        Names to say which landmark and coordinate a bad value belongs to (the values after the
+        first two axes are read as landmarks x 3 coordinates).
 
     Raises
     ------
@@ -580,7 +593,11 @@ def check_values(
             bad = tuple(int(v) for v in np.argwhere(~finite)[0])
             bad = (bad[0] + start, *bad[1:])
             value = sequences[bad]
-            raise ValueError(f"{where}: {array}{list(bad)} is {value}; values must be finite")
+            what = ""
+            if landmark_names is not None:
+                k = int(np.ravel_multi_index(bad[2:], sequences.shape[2:]))
+                what = f" (landmark {k // 3} {landmark_names[k // 3]!r}, {'xyz'[k % 3]})"
+            raise ValueError(f"{where}: {array}{list(bad)}{what} is {value}; values must be finite")
         if lengths is None:
             continue
         padding = np.arange(t_max)[None, :] >= lengths[start : start + step, None]
