@@ -79,7 +79,7 @@ class Batch(NamedTuple):
     inputs: torch.Tensor
     padding_mask: torch.Tensor
     labels: torch.Tensor
-    index: torch.Tensor
+    index: torch.Tensor  # type: ignore[assignment]  # the contract's name; hides tuple.index
 
 
 def _as_index_array(values: object, *, name: str, n: int) -> np.ndarray:

@@ -25,6 +25,7 @@ Example, from a list of (T_i, L, 3) arrays ``seqs`` and a list of int labels ``y
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -156,7 +157,7 @@ def save_npz(dataset: MotionDataset, path: Path) -> None:
     path : Path
         Output file (NumPy adds ``.npz`` if the name lacks it).
     """
-    groups = {
+    groups: dict[str, Any] = {
         f"{GROUP_PREFIX}{name}": np.asarray(members, dtype=np.int64)
         for name, members in dataset.landmark_groups.items()
     }

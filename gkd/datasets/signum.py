@@ -152,7 +152,7 @@ def _valid_lengths(x: np.ndarray, *, where: str) -> np.ndarray:
     lengths = np.empty(n, dtype=np.int64)
     step = max(1, (1 << 23) // max(1, t_max * x.shape[2]))
     for start in range(0, n, step):
-        present = np.asarray(x[start : start + step]).any(axis=2)  # (rows, T)
+        present = np.any(x[start : start + step] != 0, axis=2)  # (rows, T)
         last = t_max - np.argmax(present[:, ::-1], axis=1)
         empty = ~present.any(axis=1)
         if empty.any():

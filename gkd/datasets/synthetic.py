@@ -10,6 +10,7 @@ sequences. :func:`make_synthetic_motion` returns a small generic :class:`MotionD
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -52,6 +53,12 @@ _POSE_FIXED = {
 }
 _REST = {"left": np.array([0.60, 0.72]), "right": np.array([0.40, 0.72])}
 _HAND_SIZE = 0.09
+
+
+class _Signer(NamedTuple):
+    scale: float
+    angle: float  # radians, in the picture plane
+    shift: np.ndarray  # (2,) in image coordinates
 
 
 def _rotation_z(angle: np.ndarray) -> np.ndarray:
@@ -112,7 +119,7 @@ def _sign(
     *,
     n: int,
     frames: int,
-    signer: dict[str, float],
+    signer: _Signer,
     missing_rate: float,
 ) -> np.ndarray:
     """One (frames, 75, 3) sequence lasting ``n`` frames (zero after)."""
@@ -147,9 +154,9 @@ def _sign(
     out[:n, :33] = pose
     # The signer's build and place in the picture: scale and rotate about the body centre.
     centre = np.array([0.5, 0.6, 0.0])
-    rotation = _rotation_z(np.array(signer["angle"]))
-    moved = (out[:n] - centre) @ rotation.T * signer["scale"] + centre
-    moved[..., :2] += signer["shift"]
+    rotation = _rotation_z(np.array(signer.angle))
+    moved = (out[:n] - centre) @ rotation.T * signer.scale + centre
+    moved[..., :2] += signer.shift
     out[:n] = moved + rng.normal(0, 0.002, size=moved.shape)
     for first, rate in ((33, missing_rate * (1 if p["two_handed"] else 3)), (54, missing_rate)):
         # Undetected hands come in runs of frames; their block is exactly zero.
@@ -209,7 +216,7 @@ def make_synthetic_signum(
     ValueError
         If a count is below 1 or ``frames`` < 8.
     """
-    if n_classes < 1 or repetitions < 1 or min(signers) < 1 or len(signers) != 3:
+    if len(signers) != 3 or min(signers) < 1 or n_classes < 1 or repetitions < 1:
         raise ValueError("n_classes, repetitions and each of the three signer counts must be >= 1")
     if frames < 8:
         raise ValueError(f"frames must be at least 8, got {frames}")
@@ -221,11 +228,11 @@ def make_synthetic_signum(
     for suffix, count in zip(("train", "val", "test"), signers, strict=True):
         xs, ys, ids = [], [], []
         for signer_id in range(first_id, first_id + count):
-            signer = {
-                "scale": rng.uniform(0.85, 1.15),
-                "angle": rng.uniform(-0.15, 0.15),
-                "shift": rng.uniform(-0.05, 0.05, size=2),
-            }
+            signer = _Signer(
+                scale=rng.uniform(0.85, 1.15),
+                angle=rng.uniform(-0.15, 0.15),
+                shift=rng.uniform(-0.05, 0.05, size=2),
+            )
             for c in range(n_classes):
                 for _ in range(repetitions):
                     short = rng.random() < short_fraction
