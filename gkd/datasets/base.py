@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -212,16 +212,14 @@ class MotionDataset:
         """Padded length T of ``sequences``."""
         return int(self.sequences.shape[1])
 
-    def _replace(self, index: np.ndarray | slice) -> MotionDataset:
-        return MotionDataset(
+    def _rows(self, index: np.ndarray | slice) -> MotionDataset:
+        # dataclasses.replace re-runs the checks and copies names and groups afresh.
+        return replace(
+            self,
             sequences=self.sequences[index],
             lengths=self.lengths[index],
             labels=self.labels[index],
-            class_names=list(self.class_names),
             subjects=self.subjects[index],
-            landmark_names=list(self.landmark_names),
-            source=self.source,
-            landmark_groups={k: list(v) for k, v in self.landmark_groups.items()},
         )
 
     def subset(self, index: np.ndarray | Sequence[int] | slice) -> MotionDataset:
@@ -245,7 +243,7 @@ class MotionDataset:
             If a row number is out of range.
         """
         if isinstance(index, slice):
-            return self._replace(index)
+            return self._rows(index)
         rows = np.asarray(index)
         if rows.dtype == bool:
             if rows.shape != (len(self),):
@@ -255,7 +253,7 @@ class MotionDataset:
             rows = rows.astype(np.int64)
         elif not np.issubdtype(rows.dtype, np.integer):
             raise TypeError(f"index has dtype {rows.dtype}; expected integers or bool")
-        return self._replace(rows)
+        return self._rows(rows)
 
     def split_by_subjects(self, subjects: Iterable[int]) -> tuple[MotionDataset, MotionDataset]:
         """Split into the sequences of ``subjects`` and all the others.
@@ -328,14 +326,10 @@ class MotionDataset:
             for name, members in self.landmark_groups.items()
             if all(j in new_index for j in members)
         }
-        return MotionDataset(
+        return replace(
+            self,
             sequences=self.sequences[:, :, chosen],
-            lengths=self.lengths.copy(),
-            labels=self.labels.copy(),
-            class_names=list(self.class_names),
-            subjects=self.subjects.copy(),
             landmark_names=[self.landmark_names[j] for j in chosen],
-            source=self.source,
             landmark_groups=groups,
         )
 
@@ -394,16 +388,7 @@ class MotionDataset:
                 part = out[:, :, members]
                 part[snap] = nearest[:, :, members][snap]
                 out[:, :, members] = part
-        return MotionDataset(
-            sequences=out.astype(np.float32, copy=False),
-            lengths=np.full(n, frames, dtype=np.int64),
-            labels=self.labels.copy(),
-            class_names=list(self.class_names),
-            subjects=self.subjects.copy(),
-            landmark_names=list(self.landmark_names),
-            source=self.source,
-            landmark_groups={k: list(v) for k, v in self.landmark_groups.items()},
-        )
+        return replace(self, sequences=out, lengths=np.full(n, frames, dtype=np.int64))
 
     def batches(
         self,
