@@ -116,7 +116,9 @@ def cross(
     missing_cost : float, optional
         Cost of a missing frame (all landmarks at one point, e.g. MediaPipe's all-zero
         undetected hand) against a present one; missing against missing costs 0. Default:
-        :func:`max_frame_cost`.
+        :func:`max_frame_cost`. ``procrustes-paper`` ignores it and does what the published
+        code did: a degenerate frame becomes all zeros, costing the other frame's
+        Σ per-landmark norms.
     hand : HandParams, optional
         Parameters of the ``hand`` metric.
 

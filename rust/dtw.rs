@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use crate::frames::{Sequence, LANES};
 use crate::metric::Metric;
-use crate::procrustes::{row_costs, Fused, MulAdd, RowFrame, Separate};
+use crate::procrustes::{row_costs, Fused, MulAdd, RowFrame, RowWork, Separate};
 
 /// Options of the time alignment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,37 +31,21 @@ pub struct PairOptions {
     pub dtw: DtwOptions,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Cell {
-    cost: f64,
-    steps: u32,
-}
-
-impl Cell {
-    const UNREACHABLE: Cell = Cell {
-        cost: f64::INFINITY,
-        steps: u32::MAX,
-    };
-    const START: Cell = Cell { cost: 0.0, steps: 0 };
-
-    /// Cheaper, or as cheap and shorter.
-    #[inline(always)]
-    fn better(self, other: Cell) -> Cell {
-        if other.cost < self.cost || (other.cost == self.cost && other.steps < self.steps) {
-            other
-        } else {
-            self
-        }
-    }
-}
+/// Rows per strip: the wavefront's vector width.
+const STRIP: usize = 8;
 
 /// Reusable buffers of one worker thread.
 #[derive(Debug, Default)]
 pub struct Scratch {
     costs: Vec<f64>,
-    previous: Vec<Cell>,
-    current: Vec<Cell>,
+    /// Frame costs of one strip, skewed: `skewed[(j + r) * STRIP + r]` is cost(i0 + r, j),
+    /// so each anti-diagonal is contiguous.
+    skewed: Vec<f64>,
+    /// Last row of the previous strip, and the one being written: cost and path length.
+    above: Vec<(f64, f64)>,
+    below: Vec<(f64, f64)>,
     frame: Vec<f64>,
+    row: RowWork,
 }
 
 type PairFn = fn(&Sequence<'_>, &Sequence<'_>, &PairOptions, &mut Scratch) -> f64;
@@ -88,11 +72,15 @@ fn selected_kernel() -> &'static (&'static str, PairFn) {
     KERNEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::env::var_os("GKD_PORTABLE_KERNEL").is_none()
-                && is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-            {
-                return ("avx2-fma", x86::pair_distance_avx2);
+            if std::env::var_os("GKD_PORTABLE_KERNEL").is_none() {
+                if is_x86_feature_detected!("avx512f")
+                    && std::env::var_os("GKD_NO_AVX512").is_none()
+                {
+                    return ("avx512", x86::pair_distance_avx512);
+                }
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    return ("avx2-fma", x86::pair_distance_avx2);
+                }
             }
         }
         ("portable", pair_distance_portable)
@@ -113,8 +101,33 @@ mod x86 {
     use super::*;
 
     #[target_feature(enable = "avx2,fma")]
-    fn dtw_avx2(a: &Sequence<'_>, b: &Sequence<'_>, options: &PairOptions, scratch: &mut Scratch) -> f64 {
+    fn dtw_avx2(
+        a: &Sequence<'_>,
+        b: &Sequence<'_>,
+        options: &PairOptions,
+        scratch: &mut Scratch,
+    ) -> f64 {
         dtw::<Fused, 4>(a, b, options, scratch)
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn dtw_avx512(
+        a: &Sequence<'_>,
+        b: &Sequence<'_>,
+        options: &PairOptions,
+        scratch: &mut Scratch,
+    ) -> f64 {
+        dtw::<Fused, 8>(a, b, options, scratch)
+    }
+
+    pub(super) fn pair_distance_avx512(
+        a: &Sequence<'_>,
+        b: &Sequence<'_>,
+        options: &PairOptions,
+        scratch: &mut Scratch,
+    ) -> f64 {
+        // SAFETY: selected only after `is_x86_feature_detected!` found AVX-512F.
+        unsafe { dtw_avx512(a, b, options, scratch) }
     }
 
     pub(super) fn pair_distance_avx2(
@@ -135,65 +148,130 @@ fn dtw<A: MulAdd, const W: usize>(
     options: &PairOptions,
     scratch: &mut Scratch,
 ) -> f64 {
+    if options.dtw.normalize {
+        dtw_strips::<A, W, true>(a, b, options, scratch)
+    } else {
+        dtw_strips::<A, W, false>(a, b, options, scratch)
+    }
+}
+
+/// DTW over strips of [`STRIP`] rows. Within a strip, lane r holds row i0 + r and lags r
+/// columns behind lane 0, so every step updates one anti-diagonal: cells that do not depend
+/// on each other, computed side by side instead of one after another along the row.
+/// `STEPS` tracks path lengths (for normalisation and its tie-break).
+#[inline(always)]
+fn dtw_strips<A: MulAdd, const W: usize, const STEPS: bool>(
+    a: &Sequence<'_>,
+    b: &Sequence<'_>,
+    options: &PairOptions,
+    scratch: &mut Scratch,
+) -> f64 {
+    const FAR: f64 = f64::INFINITY;
     let (ta, tb) = (a.len, b.len);
     let width = options
         .dtw
         .band
         .map_or(usize::MAX, |w| w.max(ta.abs_diff(tb)));
-    scratch.costs.resize(tb.div_ceil(LANES) * LANES, 0.0);
-    scratch.frame.resize(3 * a.shape_landmarks, 0.0);
-    scratch.previous.clear();
-    scratch.previous.resize(tb, Cell::UNREACHABLE);
-    scratch.current.clear();
-    scratch.current.resize(tb, Cell::UNREACHABLE);
     let Scratch {
         costs,
-        previous,
-        current,
+        skewed,
+        above,
+        below,
         frame,
+        row,
     } = scratch;
+    costs.resize(tb.div_ceil(LANES) * LANES, 0.0);
+    frame.resize(3 * a.shape_landmarks, 0.0);
+    skewed.resize((tb + STRIP) * STRIP, FAR);
+    above.clear();
+    above.resize(tb, (FAR, 0.0));
+    below.clear();
+    below.resize(tb, (FAR, 0.0));
+    // D[i0 − 1][−1]: the start of every path for the first strip, unreachable after.
+    let mut corner = (0.0, 0.0);
 
-    for i in 0..ta {
-        let lo = i.saturating_sub(width);
-        let hi = (tb - 1).min(i.saturating_add(width));
-        a.gather_frame(i, frame);
-        let x = RowFrame {
-            shape: frame,
-            missing: a.missing[i],
-            anchor: a.anchors.get(i).copied().unwrap_or_default(),
-        };
-        row_costs::<A, W>(&options.metric, options.missing_cost, x, b, lo / LANES..hi / LANES + 1, costs);
+    for i0 in (0..ta).step_by(STRIP) {
+        let rows = STRIP.min(ta - i0);
+        skewed.fill(FAR);
+        for r in 0..rows {
+            let i = i0 + r;
+            let lo = i.saturating_sub(width);
+            let hi = (tb - 1).min(i.saturating_add(width));
+            a.gather_frame(i, frame);
+            let x = RowFrame {
+                shape: frame,
+                missing: a.missing[i],
+                anchor: a.anchors.get(i).copied().unwrap_or_default(),
+            };
+            row_costs::<A, W>(
+                &options.metric,
+                options.missing_cost,
+                x,
+                b,
+                lo / LANES..hi / LANES + 1,
+                row,
+                costs,
+            );
+            for (j, &cost) in costs.iter().enumerate().take(hi + 1).skip(lo) {
+                skewed[(j + r) * STRIP + r] = cost;
+            }
+        }
 
-        let mut left = Cell::UNREACHABLE;
-        for j in lo..=hi {
-            let best = if i == 0 && j == 0 {
-                Cell::START
+        let last = rows - 1;
+        let (mut cost1, mut cost2) = ([FAR; STRIP], [FAR; STRIP]);
+        let (mut steps1, mut steps2) = ([0.0; STRIP], [0.0; STRIP]);
+        for t in 0..tb + last {
+            let frame_cost = &skewed[t * STRIP..][..STRIP];
+            let up0 = above.get(t).copied().unwrap_or((FAR, 0.0));
+            let diagonal0 = if t == 0 {
+                corner
             } else {
-                let diagonal = if j > 0 { previous[j - 1] } else { Cell::UNREACHABLE };
-                diagonal.better(previous[j]).better(left)
+                above.get(t - 1).copied().unwrap_or((FAR, 0.0))
             };
-            let cell = Cell {
-                cost: best.cost + costs[j],
-                steps: best.steps.wrapping_add(1),
-            };
-            current[j] = cell;
-            left = cell;
+            let mut cost = [0.0; STRIP];
+            let mut steps = [0.0; STRIP];
+            for r in 0..STRIP {
+                // Predecessors of cell (i0 + r, t − r): left is this lane one step ago; up and
+                // diagonal are the lane above one and two steps ago (the row above the strip
+                // for lane 0).
+                let (up, up_steps) = if r == 0 {
+                    up0
+                } else {
+                    (cost1[r - 1], steps1[r - 1])
+                };
+                let (diagonal, diagonal_steps) = if r == 0 {
+                    diagonal0
+                } else {
+                    (cost2[r - 1], steps2[r - 1])
+                };
+                let (left, left_steps) = (cost1[r], steps1[r]);
+                let (mut best, mut best_steps) = (diagonal, diagonal_steps);
+                for (c, s) in [(up, up_steps), (left, left_steps)] {
+                    let take = if STEPS {
+                        c < best || (c == best && s < best_steps)
+                    } else {
+                        c < best
+                    };
+                    best = if take { c } else { best };
+                    best_steps = if take { s } else { best_steps };
+                }
+                cost[r] = best + frame_cost[r];
+                steps[r] = best_steps + 1.0;
+            }
+            if t >= last {
+                below[t - last] = (cost[last], steps[last]);
+            }
+            (cost2, cost1) = (cost1, cost);
+            (steps2, steps1) = (steps1, steps);
         }
-        // The next row reads this one at [lo − 1, hi + 1]: cells outside the band must not
-        // keep values from two rows back.
-        if lo > 0 {
-            current[lo - 1] = Cell::UNREACHABLE;
-        }
-        if hi + 1 < tb {
-            current[hi + 1] = Cell::UNREACHABLE;
-        }
-        std::mem::swap(previous, current);
+        std::mem::swap(above, below);
+        corner = (FAR, 0.0);
     }
-    let end = previous[tb - 1];
-    if options.dtw.normalize {
-        end.cost / f64::from(end.steps)
+    let (cost, steps) = above[tb - 1];
+    if STEPS {
+        cost / steps
     } else {
-        end.cost
+        cost
     }
 }
 
@@ -205,7 +283,8 @@ mod tests {
 
     fn walk(n: usize, t: usize, l: usize, seed: f64) -> Array4<f64> {
         Array4::from_shape_fn((n, t, l, 3), |(i, f, k, c)| {
-            ((i as f64 + seed) * 2.3 + k as f64 * 1.1 + c as f64 * 0.7).sin() + 0.05 * f as f64 * (k + c) as f64
+            ((i as f64 + seed) * 2.3 + k as f64 * 1.1 + c as f64 * 0.7).sin()
+                + 0.05 * f as f64 * (k + c) as f64
         })
     }
 
@@ -225,11 +304,26 @@ mod tests {
             let mut frame = vec![0.0; 3 * a.shape_landmarks];
             a.gather_frame(i, &mut frame);
             scratch.costs.resize(b.len.div_ceil(LANES) * LANES, 0.0);
-            let x = RowFrame { shape: &frame, missing: a.missing[i], anchor: [0.0; 3] };
-            row_costs::<Separate, 4>(&opts.metric, opts.missing_cost, x, b, 0..b.len.div_ceil(LANES), &mut scratch.costs);
+            let x = RowFrame {
+                shape: &frame,
+                missing: a.missing[i],
+                anchor: [0.0; 3],
+            };
+            row_costs::<Separate, 4>(
+                &opts.metric,
+                opts.missing_cost,
+                x,
+                b,
+                0..b.len.div_ceil(LANES),
+                &mut scratch.row,
+                &mut scratch.costs,
+            );
             row.copy_from_slice(&scratch.costs[..b.len]);
         }
-        let w = opts.dtw.band.map_or(usize::MAX, |w| w.max(a.len.abs_diff(b.len)));
+        let w = opts
+            .dtw
+            .band
+            .map_or(usize::MAX, |w| w.max(a.len.abs_diff(b.len)));
         let mut d = vec![vec![(f64::INFINITY, 0u32); b.len + 1]; a.len + 1];
         d[0][0] = (0.0, 0);
         for i in 1..=a.len {
@@ -247,7 +341,11 @@ mod tests {
             }
         }
         let (c, s) = d[a.len][b.len];
-        if opts.dtw.normalize { c / s as f64 } else { c }
+        if opts.dtw.normalize {
+            c / s as f64
+        } else {
+            c
+        }
     }
 
     #[test]
@@ -262,7 +360,10 @@ mod tests {
                     let (a, b) = (set.sequence(i), set.sequence(j));
                     let fast = pair_distance(&a, &b, &opts, &mut scratch);
                     let slow = full_table(&a, &b, &opts);
-                    assert!((fast - slow).abs() <= 1e-12 * slow.abs().max(1.0), "{fast} vs {slow}");
+                    assert!(
+                        (fast - slow).abs() <= 1e-12 * slow.abs().max(1.0),
+                        "{fast} vs {slow}"
+                    );
                 }
             }
         }
@@ -283,17 +384,27 @@ mod tests {
     #[test]
     fn missing_frames_follow_the_rule() {
         let mut x = walk(2, 4, 5, 2.0);
-        x.slice_mut(ndarray::s![.., .., .., ..]).map_inplace(|v| *v *= 1.0);
+        x.slice_mut(ndarray::s![.., .., .., ..])
+            .map_inplace(|v| *v *= 1.0);
         x.slice_mut(ndarray::s![0, .., .., ..]).fill(0.0);
         x.slice_mut(ndarray::s![1, 0, .., ..]).fill(0.0);
         let set = FrameSet::prepare(x.view(), &[1, 1], &Metric::Procrustes, "x").unwrap();
         let mut scratch = Scratch::default();
-        let opts = PairOptions { missing_cost: 7.5, ..options(None, false) };
+        let opts = PairOptions {
+            missing_cost: 7.5,
+            ..options(None, false)
+        };
         // Both single frames missing: 0.
-        assert_eq!(pair_distance(&set.sequence(0), &set.sequence(1), &opts, &mut scratch), 0.0);
+        assert_eq!(
+            pair_distance(&set.sequence(0), &set.sequence(1), &opts, &mut scratch),
+            0.0
+        );
         let set = FrameSet::prepare(x.view(), &[1, 2], &Metric::Procrustes, "x").unwrap();
         // One missing frame against (missing, present): 0 + 7.5.
-        assert_eq!(pair_distance(&set.sequence(0), &set.sequence(1), &opts, &mut scratch), 7.5);
+        assert_eq!(
+            pair_distance(&set.sequence(0), &set.sequence(1), &opts, &mut scratch),
+            7.5
+        );
     }
 
     #[test]
@@ -305,6 +416,9 @@ mod tests {
         let (a, b) = (set.sequence(0), set.sequence(1));
         let fast = pair_distance(&a, &b, &opts, &mut scratch);
         let portable = pair_distance_portable(&a, &b, &opts, &mut scratch);
-        assert!((fast - portable).abs() < 1e-12 * portable, "{fast} vs {portable}");
+        assert!(
+            (fast - portable).abs() < 1e-12 * portable,
+            "{fast} vs {portable}"
+        );
     }
 }

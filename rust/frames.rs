@@ -42,6 +42,8 @@ pub struct Sequence<'a> {
     pub missing: &'a [bool],
     /// Per frame: raw wrist coordinates (`hand` only; empty otherwise).
     pub anchors: &'a [[f64; 3]],
+    /// Whether any frame is missing.
+    pub any_missing: bool,
 }
 
 impl Sequence<'_> {
@@ -64,13 +66,20 @@ impl FrameSet {
     /// Normalises the first `lengths[i]` frames of each sequence of `x` (N, T, L, 3).
     ///
     /// `name` names the array in error messages. Frames past a sequence's length are not read.
-    pub fn prepare<T>(x: ArrayView4<T>, lengths: &[usize], metric: &Metric, name: &str) -> Result<Self>
+    pub fn prepare<T>(
+        x: ArrayView4<T>,
+        lengths: &[usize],
+        metric: &Metric,
+        name: &str,
+    ) -> Result<Self>
     where
         T: Copy + Into<f64>,
     {
         let (n, t_max, n_landmarks, n_coords) = x.dim();
         if n_coords != 3 {
-            return Err(invalid!("{name}: the last axis must hold 3 coordinates, got {n_coords}"));
+            return Err(invalid!(
+                "{name}: the last axis must hold 3 coordinates, got {n_coords}"
+            ));
         }
         if n_landmarks < metric.min_landmarks() {
             return Err(invalid!(
@@ -180,12 +189,14 @@ impl FrameSet {
         let len = self.lengths[i];
         let block_len = 3 * self.shape_landmarks * LANES;
         let first_frame = self.first_frame[i];
+        let missing = &self.missing[first_frame..first_frame + len];
         Sequence {
             len,
             shape_landmarks: self.shape_landmarks,
             blocks: &self.blocks[self.first_block[i] * block_len..]
                 [..len.div_ceil(LANES) * block_len],
-            missing: &self.missing[first_frame..first_frame + len],
+            missing,
+            any_missing: missing.contains(&true),
             anchors: if self.anchors.is_empty() {
                 &[]
             } else {
@@ -235,7 +246,11 @@ fn filler_shape(shape_landmarks: usize) -> Vec<f64> {
     let raw: Vec<[f64; 3]> = (0..shape_landmarks)
         .map(|l| {
             let l = l as f64;
-            [(1.3 * l).cos(), (2.1 * l + 0.4).sin(), 0.5 * l - 0.2 * l * l]
+            [
+                (1.3 * l).cos(),
+                (2.1 * l + 0.4).sin(),
+                0.5 * l - 0.2 * l * l,
+            ]
         })
         .collect();
     let mut shape = vec![0.0; 3 * shape_landmarks];
@@ -310,7 +325,10 @@ mod tests {
         // The NaN is past sequence 1's length, so it is never read.
         assert!(FrameSet::prepare(x.view(), &[4, 3], &Metric::Procrustes, "a").is_ok());
         let err = FrameSet::prepare(x.view(), &[4, 4], &Metric::Procrustes, "a").unwrap_err();
-        assert_eq!(err.to_string(), "a: sequence 1, frame 3 contains NaN or inf");
+        assert_eq!(
+            err.to_string(),
+            "a: sequence 1, frame 3 contains NaN or inf"
+        );
         let two = ramp(1, 2, 2);
         let err = FrameSet::prepare(two.view(), &[2], &Metric::Procrustes, "b").unwrap_err();
         assert!(err.to_string().contains("at least 3 landmarks"), "{err}");

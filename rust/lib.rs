@@ -32,4 +32,6 @@ pub use dtw::{kernel_name, pair_distance, DtwOptions, PairOptions, Scratch};
 pub use error::{GkdError, Result};
 pub use frames::{FrameSet, Sequence, LANES};
 pub use metric::{HandParams, Metric, METRIC_NAMES};
-pub use pairs::{cross, cross_pair_count, pairwise, pairwise_pair_count, with_threads, Control, EngineOptions};
+pub use pairs::{
+    cross, cross_pair_count, pairwise, pairwise_pair_count, with_threads, Control, EngineOptions,
+};

@@ -36,7 +36,9 @@ impl HandParams {
             ("sigma_wrist", self.sigma_wrist),
         ] {
             if !(value.is_finite() && value > 0.0) {
-                return Err(invalid!("hand.{name} must be a finite number > 0, got {value}"));
+                return Err(invalid!(
+                    "hand.{name} must be a finite number > 0, got {value}"
+                ));
             }
         }
         if !(self.wrist_margin.is_finite() && self.wrist_margin >= 0.0) {
@@ -59,7 +61,8 @@ pub enum Metric {
     ProcrustesSum,
     /// The paper's hand cost: wrist-anchored shape residual, rotation angle², wrist distance.
     Hand(HandParams),
-    /// Emulates the paper's published code: `ProcrustesSum` with the rotation transposed.
+    /// Emulates the paper's published code: `ProcrustesSum` with the rotation transposed, and
+    /// a degenerate frame treated as all zeros (its cost against a frame Y is Σ_l ‖y_l‖).
     /// Not a distance to use; it exists to show where the published numbers came from.
     ProcrustesPaper,
 }
@@ -137,7 +140,10 @@ mod tests {
     #[test]
     fn parses_every_name_back() {
         for name in METRIC_NAMES {
-            assert_eq!(Metric::parse(name, HandParams::default()).unwrap().name(), name);
+            assert_eq!(
+                Metric::parse(name, HandParams::default()).unwrap().name(),
+                name
+            );
         }
     }
 

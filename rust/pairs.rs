@@ -68,7 +68,9 @@ impl EngineOptions {
     fn pair_options(&self, shape_landmarks: usize) -> Result<PairOptions> {
         let missing_cost = match self.missing_cost {
             Some(c) if !(c.is_finite() && c >= 0.0) => {
-                return Err(invalid!("missing_cost must be a finite number >= 0, got {c}"))
+                return Err(invalid!(
+                    "missing_cost must be a finite number >= 0, got {c}"
+                ))
             }
             Some(c) => c,
             None => self.metric.max_cost(shape_landmarks),
@@ -99,7 +101,12 @@ pub fn pairwise_pair_count(n: usize, metric: &Metric) -> u64 {
 }
 
 /// Distances between every sequence of `a` (rows) and of `b` (columns).
-pub fn cross(a: &FrameSet, b: &FrameSet, options: &EngineOptions, control: &Control) -> Result<Array2<f64>> {
+pub fn cross(
+    a: &FrameSet,
+    b: &FrameSet,
+    options: &EngineOptions,
+    control: &Control,
+) -> Result<Array2<f64>> {
     if a.shape_landmarks() != b.shape_landmarks() {
         return Err(invalid!(
             "a and b must have the same number of landmarks, got {} and {}",
@@ -204,7 +211,11 @@ mod tests {
     fn pairwise_is_symmetric_with_zero_diagonal_and_matches_cross() {
         let x = motion(7, 12, 5);
         let lengths = [12, 3, 7, 12, 1, 9, 10];
-        for metric in [Metric::Procrustes, Metric::ProcrustesSum, Metric::Hand(HandParams::default())] {
+        for metric in [
+            Metric::Procrustes,
+            Metric::ProcrustesSum,
+            Metric::Hand(HandParams::default()),
+        ] {
             let set = FrameSet::prepare(x.view(), &lengths, &metric, "x").unwrap();
             let options = EngineOptions::new(metric);
             let p = pairwise(&set, &options, &Control::new()).unwrap();
@@ -244,9 +255,16 @@ mod tests {
         let set = FrameSet::prepare(x.view(), &[10; 9], &Metric::Procrustes, "x").unwrap();
         let options = EngineOptions::new(Metric::Procrustes);
         let control = Control::new();
-        let one = with_threads(Some(1), || pairwise(&set, &options, &control)).unwrap().unwrap();
-        assert_eq!(control.pairs_done(), pairwise_pair_count(9, &Metric::Procrustes));
-        let two = with_threads(Some(2), || pairwise(&set, &options, &Control::new())).unwrap().unwrap();
+        let one = with_threads(Some(1), || pairwise(&set, &options, &control))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            control.pairs_done(),
+            pairwise_pair_count(9, &Metric::Procrustes)
+        );
+        let two = with_threads(Some(2), || pairwise(&set, &options, &Control::new()))
+            .unwrap()
+            .unwrap();
         assert_eq!(one, two);
     }
 
@@ -273,7 +291,13 @@ mod tests {
         assert!(with_threads(Some(0), || ()).is_err());
         let other = motion(2, 5, 3);
         let other = FrameSet::prepare(other.view(), &[5; 2], &Metric::Procrustes, "b").unwrap();
-        let err = cross(&set, &other, &EngineOptions::new(Metric::Procrustes), &Control::new()).unwrap_err();
+        let err = cross(
+            &set,
+            &other,
+            &EngineOptions::new(Metric::Procrustes),
+            &Control::new(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("same number of landmarks"));
     }
 }

@@ -66,10 +66,17 @@ fn cross_covariance<A: MulAdd, const W: usize>(
     shape_landmarks: usize,
 ) -> [[f64; W]; 9] {
     let mut s = [[0.0; W]; 9];
-    for l in 0..shape_landmarks {
-        let (x0, x1, x2) = (x[3 * l], x[3 * l + 1], x[3 * l + 2]);
-        let y = &block[3 * l * LANES..][..3 * LANES];
-        let (y0, y1, y2) = (&y[offset..][..W], &y[LANES + offset..][..W], &y[2 * LANES + offset..][..W]);
+    let rows = x
+        .chunks_exact(3)
+        .zip(block.chunks_exact(3 * LANES))
+        .take(shape_landmarks);
+    for (xl, y) in rows {
+        let (x0, x1, x2) = (xl[0], xl[1], xl[2]);
+        let (y0, y1, y2) = (
+            &y[offset..][..W],
+            &y[LANES + offset..][..W],
+            &y[2 * LANES + offset..][..W],
+        );
         for k in 0..W {
             s[0][k] = A::mul_add(y0[k], x0, s[0][k]);
             s[1][k] = A::mul_add(y0[k], x1, s[1][k]);
@@ -128,19 +135,23 @@ fn det3(s: &[f64; 9]) -> f64 {
 }
 
 /// Largest eigenvalue of the key matrix of every lane, by Newton on the characteristic
-/// quartic from λ = 1 (its upper bound for unit-norm shapes), where it falls monotonically.
+/// quartic from an upper bound, where it falls monotonically: λ ≤ σ1 + σ2 + σ3 ≤ √3·‖S‖
+/// and λ ≤ ‖X‖·‖Y‖ = 1.
 #[inline(always)]
 fn largest_eigenvalues<const W: usize>(s: &[[f64; W]; 9]) -> [f64; W] {
     let (mut c2, mut c1, mut c0) = ([0.0; W], [0.0; W], [0.0; W]);
+    let mut lambda = [1.0; W];
     for k in 0..W {
         let lane: [f64; 9] = std::array::from_fn(|e| s[e][k]);
-        c2[k] = -2.0 * lane.iter().map(|v| v * v).sum::<f64>();
+        let norm2 = lane.iter().map(|v| v * v).sum::<f64>();
+        c2[k] = -2.0 * norm2;
         c1[k] = -8.0 * det3(&lane);
         c0[k] = det4(&key_matrix(&lane));
+        lambda[k] = (3.0 * norm2).sqrt().min(1.0);
     }
-    let mut lambda = [1.0; W];
     for _ in 0..NEWTON_MAX_STEPS {
-        let mut largest_step: f64 = 0.0;
+        // An integer OR, not a float max, so the lanes stay in vector registers.
+        let mut moving = 0u64;
         for k in 0..W {
             let l = lambda[k];
             let l2 = l * l;
@@ -148,13 +159,45 @@ fn largest_eigenvalues<const W: usize>(s: &[[f64; W]; 9]) -> [f64; W] {
             let dp = (4.0 * l2 + 2.0 * c2[k]) * l + c1[k];
             let step = if dp > 0.0 { p / dp } else { 0.0 };
             lambda[k] = l - step;
-            largest_step = largest_step.max(step.abs());
+            moving |= u64::from(step.abs() > NEWTON_TOLERANCE);
         }
-        if largest_step <= NEWTON_TOLERANCE {
+        if moving == 0 {
             break;
         }
     }
     lambda
+}
+
+/// Angle of the optimal rotation of every lane, from the diagonal of `adj(N − λI)`.
+///
+/// For a simple λ that adjugate is `c·v·vᵀ` with v the unit quaternion, so
+/// `cos²(θ/2) = v_w² = adj_ww / tr(adj)`: no eigenvector is needed. NaN marks a lane whose
+/// λ is (nearly) repeated; the caller falls back to the full eigenvector there.
+#[inline(always)]
+fn rotation_angles<const W: usize>(s: &[[f64; W]; 9], lambda: &[f64; W]) -> [f64; W] {
+    let mut angle = [0.0; W];
+    for k in 0..W {
+        let lane: [f64; 9] = std::array::from_fn(|e| s[e][k]);
+        let mut m = key_matrix(&lane);
+        (0..4).for_each(|d| m[d][d] -= lambda[k]);
+        let minor = |a: usize, b: usize, c: usize| {
+            m[a][a] * (m[b][b] * m[c][c] - m[b][c] * m[c][b])
+                - m[a][b] * (m[b][a] * m[c][c] - m[b][c] * m[c][a])
+                + m[a][c] * (m[b][a] * m[c][b] - m[b][b] * m[c][a])
+        };
+        let w = minor(1, 2, 3);
+        let rest = minor(0, 2, 3) + minor(0, 1, 3) + minor(0, 1, 2);
+        let total = w + rest;
+        angle[k] = if total.abs() < ADJUGATE_FLOOR {
+            f64::NAN
+        } else {
+            2.0 * (rest / total)
+                .max(0.0)
+                .sqrt()
+                .atan2((w / total).max(0.0).sqrt())
+        };
+    }
+    angle
 }
 
 /// Residual `√(2 − 2λ)`, clamped at 0 against rounding.
@@ -183,7 +226,13 @@ pub(crate) fn optimal_quaternion(n: &[[f64; 4]; 4], lambda: f64) -> [f64; 4] {
         row[k] -= lambda;
     }
     let diagonal: [f64; 4] = std::array::from_fn(|j| cofactor(&m, j, j).abs());
-    let j = (0..4).fold(0, |best, k| if diagonal[k] > diagonal[best] { k } else { best });
+    let j = (0..4).fold(0, |best, k| {
+        if diagonal[k] > diagonal[best] {
+            k
+        } else {
+            best
+        }
+    });
     if diagonal[j] < ADJUGATE_FLOOR {
         return jacobi_top_eigenvector(n);
     }
@@ -193,6 +242,7 @@ pub(crate) fn optimal_quaternion(n: &[[f64; 4]; 4], lambda: f64) -> [f64; 4] {
 }
 
 /// Eigenvector of the largest eigenvalue of a symmetric 4×4 matrix, by cyclic Jacobi.
+#[allow(clippy::needless_range_loop)] // matrix code reads best with indices
 fn jacobi_top_eigenvector(n: &[[f64; 4]; 4]) -> [f64; 4] {
     let mut a = *n;
     let mut v = [[0.0; 4]; 4];
@@ -214,7 +264,6 @@ fn jacobi_top_eigenvector(n: &[[f64; 4]; 4]) -> [f64; 4] {
                 }
                 let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
                 let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
                 for k in 0..4 {
@@ -243,9 +292,21 @@ fn jacobi_top_eigenvector(n: &[[f64; 4]; 4]) -> [f64; 4] {
 pub(crate) fn rotation_matrix(q: &[f64; 4]) -> [[f64; 3]; 3] {
     let [w, x, y, z] = *q;
     [
-        [w * w + x * x - y * y - z * z, 2.0 * (x * y - w * z), 2.0 * (x * z + w * y)],
-        [2.0 * (y * x + w * z), w * w - x * x + y * y - z * z, 2.0 * (y * z - w * x)],
-        [2.0 * (z * x - w * y), 2.0 * (z * y + w * x), w * w - x * x - y * y + z * z],
+        [
+            w * w + x * x - y * y - z * z,
+            2.0 * (x * y - w * z),
+            2.0 * (x * z + w * y),
+        ],
+        [
+            2.0 * (y * x + w * z),
+            w * w - x * x + y * y - z * z,
+            2.0 * (y * z - w * x),
+        ],
+        [
+            2.0 * (z * x - w * y),
+            2.0 * (z * y + w * x),
+            w * w - x * x - y * y + z * z,
+        ],
     ]
 }
 
@@ -278,64 +339,150 @@ fn landmark_distance_sum(
     total
 }
 
+/// Lanes solved together: independent Newton chains hide the latency of the division.
+const NEWTON_BATCH: usize = 16;
+
+/// Per-row buffers of the kernel.
+#[derive(Debug, Default)]
+pub(crate) struct RowWork {
+    /// Cross-covariances, `covariance[e * capacity + j]`.
+    covariance: Vec<f64>,
+    lambda: Vec<f64>,
+    angle: Vec<f64>,
+    capacity: usize,
+}
+
+impl RowWork {
+    fn reserve(&mut self, frames: usize) {
+        let capacity = frames.div_ceil(NEWTON_BATCH) * NEWTON_BATCH;
+        if capacity > self.capacity {
+            self.capacity = capacity;
+            self.covariance.resize(9 * capacity, 0.0);
+            self.lambda.resize(capacity, 0.0);
+            self.angle.resize(capacity, 0.0);
+        }
+    }
+}
+
 /// Frame costs of row frame `x` against the frames of `b` in blocks `blocks`, written to
 /// `out[j]` for each frame j of those blocks that lies within `b`.
+///
+/// Three passes over the row, each a plain loop the compiler vectorises: cross-covariances
+/// (one multiply-add per landmark, coordinate pair and frame), the largest eigenvalue in
+/// batches of [`NEWTON_BATCH`] lanes, then the metric's cost.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // j indexes several per-frame arrays at once
 pub(crate) fn row_costs<A: MulAdd, const W: usize>(
     metric: &Metric,
     missing_cost: f64,
     x: RowFrame<'_>,
     b: &Sequence<'_>,
     blocks: std::ops::Range<usize>,
+    work: &mut RowWork,
     out: &mut [f64],
 ) {
     let ls = b.shape_landmarks;
-    for jb in blocks {
+    let first = blocks.start * LANES;
+    let end = (blocks.end * LANES).min(b.len);
+    work.reserve(b.len.div_ceil(LANES) * LANES);
+    let cap = work.capacity;
+
+    for jb in blocks.clone() {
         let block = &b.blocks[jb * b.block_len()..][..b.block_len()];
         for offset in (0..LANES).step_by(W) {
             let s = cross_covariance::<A, W>(x.shape, block, offset, ls);
-            let lambda = largest_eigenvalues::<W>(&s);
-            for k in 0..W {
-                let lane = offset + k;
-                let j = jb * LANES + lane;
-                if j >= b.len {
-                    break;
-                }
-                out[j] = if x.missing || b.missing[j] {
-                    if x.missing && b.missing[j] {
-                        0.0
-                    } else {
-                        missing_cost
-                    }
-                } else if let Metric::Procrustes = metric {
-                    residual(lambda[k])
-                } else {
-                    let lane_s: [f64; 9] = std::array::from_fn(|e| s[e][k]);
-                    let q = optimal_quaternion(&key_matrix(&lane_s), lambda[k]);
-                    match metric {
-                        Metric::Hand(p) => {
-                            let vector = (q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
-                            let angle = 2.0 * vector.atan2(q[0].abs());
-                            let wrist = b.anchors[j];
-                            let f3 = (0..3)
-                                .map(|c| (x.anchor[c] - wrist[c]).powi(2))
-                                .sum::<f64>()
-                                .sqrt();
-                            let beyond = (f3 - p.wrist_margin).max(0.0);
-                            residual(lambda[k]) / p.sigma_shape
-                                + angle * angle / p.sigma_angle
-                                + beyond * beyond / p.sigma_wrist
-                        }
-                        _ => {
-                            let transposed = matches!(metric, Metric::ProcrustesPaper);
-                            let r = rotation_matrix(&q);
-                            landmark_distance_sum(x.shape, block, lane, &r, transposed, ls)
-                        }
-                    }
-                };
+            for (e, values) in s.iter().enumerate() {
+                work.covariance[e * cap + jb * LANES + offset..][..W].copy_from_slice(values);
             }
         }
     }
+
+    let hand = matches!(metric, Metric::Hand(_));
+    let mut j = first;
+    while j < end {
+        // The batch may run past the row; lanes there repeat the last frame's covariance.
+        let s: [[f64; NEWTON_BATCH]; 9] = std::array::from_fn(|e| {
+            std::array::from_fn(|k| work.covariance[e * cap + (j + k).min(end - 1)])
+        });
+        let lambda = largest_eigenvalues::<NEWTON_BATCH>(&s);
+        let n = NEWTON_BATCH.min(end - j);
+        work.lambda[j..j + n].copy_from_slice(&lambda[..n]);
+        if hand {
+            let angle = rotation_angles::<NEWTON_BATCH>(&s, &lambda);
+            work.angle[j..j + n].copy_from_slice(&angle[..n]);
+        }
+        j += NEWTON_BATCH;
+    }
+
+    match metric {
+        Metric::Procrustes => {
+            for (cost, &lambda) in out[first..end].iter_mut().zip(&work.lambda[first..end]) {
+                *cost = residual(lambda);
+            }
+        }
+        Metric::Hand(p) => {
+            for j in first..end {
+                let lambda = work.lambda[j];
+                let mut angle = work.angle[j];
+                if angle.is_nan() {
+                    let s: [f64; 9] = std::array::from_fn(|e| work.covariance[e * cap + j]);
+                    let q = optimal_quaternion(&key_matrix(&s), lambda);
+                    let vector = (q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
+                    angle = 2.0 * vector.atan2(q[0].abs());
+                }
+                let wrist = b.anchors[j];
+                let f3 = (0..3)
+                    .map(|c| (x.anchor[c] - wrist[c]).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                let beyond = (f3 - p.wrist_margin).max(0.0);
+                out[j] = residual(lambda) / p.sigma_shape
+                    + angle * angle / p.sigma_angle
+                    + beyond * beyond / p.sigma_wrist;
+            }
+        }
+        Metric::ProcrustesSum | Metric::ProcrustesPaper => {
+            let transposed = matches!(metric, Metric::ProcrustesPaper);
+            for j in first..end {
+                let s: [f64; 9] = std::array::from_fn(|e| work.covariance[e * cap + j]);
+                let r = rotation_matrix(&optimal_quaternion(&key_matrix(&s), work.lambda[j]));
+                let block = &b.blocks[(j / LANES) * b.block_len()..][..b.block_len()];
+                out[j] = landmark_distance_sum(x.shape, block, j % LANES, &r, transposed, ls);
+            }
+        }
+    }
+    // The missing-frame rule overrides whatever the shapes stored in their place gave.
+    if !(x.missing || b.any_missing) {
+        return;
+    }
+    for j in first..end {
+        out[j] = match (x.missing, b.missing[j]) {
+            (false, false) => continue,
+            (true, true) => 0.0,
+            // The published code divides by (norm + 1e-15): a degenerate frame becomes all
+            // zeros, and its cost is the sum of the other frame's landmark norms.
+            _ if transposed_paper(metric) => {
+                if x.missing {
+                    let block = &b.blocks[(j / LANES) * b.block_len()..][..b.block_len()];
+                    landmark_norm_sum(|k| block[k * LANES + j % LANES], ls)
+                } else {
+                    landmark_norm_sum(|k| x.shape[k], ls)
+                }
+            }
+            _ => missing_cost,
+        };
+    }
+}
+
+fn transposed_paper(metric: &Metric) -> bool {
+    matches!(metric, Metric::ProcrustesPaper)
+}
+
+/// Σ_l ‖p_l‖ for a shape whose value k (`[landmark][coordinate]`) is `value(k)`.
+fn landmark_norm_sum(value: impl Fn(usize) -> f64, shape_landmarks: usize) -> f64 {
+    (0..shape_landmarks)
+        .map(|l| (0..3).map(|c| value(3 * l + c).powi(2)).sum::<f64>().sqrt())
+        .sum()
 }
 
 #[cfg(test)]
@@ -355,7 +502,9 @@ mod tests {
     }
 
     fn unit_shape(seed: f64, landmarks: usize) -> Vec<f64> {
-        let mut p: Vec<f64> = (0..3 * landmarks).map(|k| ((k as f64 + seed) * 1.7).sin()).collect();
+        let mut p: Vec<f64> = (0..3 * landmarks)
+            .map(|k| ((k as f64 + seed) * 1.7).sin())
+            .collect();
         for c in 0..3 {
             let mean = (0..landmarks).map(|l| p[3 * l + c]).sum::<f64>() / landmarks as f64;
             (0..landmarks).for_each(|l| p[3 * l + c] -= mean);
@@ -365,7 +514,11 @@ mod tests {
     }
 
     fn covariance(x: &[f64], y: &[f64]) -> [f64; 9] {
-        std::array::from_fn(|e| (0..x.len() / 3).map(|l| y[3 * l + e / 3] * x[3 * l + e % 3]).sum())
+        std::array::from_fn(|e| {
+            (0..x.len() / 3)
+                .map(|l| y[3 * l + e / 3] * x[3 * l + e % 3])
+                .sum()
+        })
     }
 
     fn lambda_of(s: &[f64; 9]) -> f64 {
@@ -398,9 +551,8 @@ mod tests {
         let s = covariance(&x, &y);
         let lambda = lambda_of(&s);
         let q = optimal_quaternion(&key_matrix(&s), lambda);
-        let score = |r: &[[f64; 3]; 3]| -> f64 {
-            apply(r, &y).iter().zip(&x).map(|(a, b)| a * b).sum()
-        };
+        let score =
+            |r: &[[f64; 3]; 3]| -> f64 { apply(r, &y).iter().zip(&x).map(|(a, b)| a * b).sum() };
         assert!((score(&rotation_matrix(&q)) - lambda).abs() < 1e-12);
         for k in 0..200 {
             let k = k as f64;
@@ -439,6 +591,30 @@ mod tests {
         let moved = apply(&r, &y);
         let d: f64 = moved.iter().zip(&y).map(|(a, b)| (a - b).powi(2)).sum();
         assert!(d < 1e-12, "{d}");
+    }
+
+    #[test]
+    fn angle_from_the_adjugate_diagonal_is_the_rotation_angle() {
+        let y = unit_shape(0.7, 6);
+        for angle in [1e-3, 0.4, 1.9, 3.0] {
+            let x = apply(&rotation_about([1.0, 0.5, -0.3], angle), &y);
+            let s = covariance(&x, &y);
+            let lanes: [[f64; 1]; 9] = std::array::from_fn(|e| [s[e]]);
+            let lambda = largest_eigenvalues::<1>(&lanes);
+            let found = rotation_angles::<1>(&lanes, &lambda)[0];
+            assert!((found - angle).abs() < 1e-6, "{found} vs {angle}");
+        }
+        // A partial fit: the angle still matches the optimal quaternion's.
+        let (x, y) = (unit_shape(1.5, 6), unit_shape(9.0, 6));
+        let s = covariance(&x, &y);
+        let lanes: [[f64; 1]; 9] = std::array::from_fn(|e| [s[e]]);
+        let lambda = largest_eigenvalues::<1>(&lanes);
+        let q = optimal_quaternion(&key_matrix(&s), lambda[0]);
+        let expected = 2.0
+            * (q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
+                .sqrt()
+                .atan2(q[0].abs());
+        assert!((rotation_angles::<1>(&lanes, &lambda)[0] - expected).abs() < 1e-9);
     }
 
     #[test]

@@ -91,7 +91,11 @@ fn distance_matrix<'py>(
     let columns = match (b, &lengths_b) {
         (Some(b), Some(lengths_b)) => Some(prepare(py, b, lengths_b, &metric, &names.1)?),
         (None, None) => None,
-        _ => return Err(PyValueError::new_err("b and lengths_b must be given together")),
+        _ => {
+            return Err(PyValueError::new_err(
+                "b and lengths_b must be given together",
+            ))
+        }
     };
     let total = match &columns {
         Some(c) => pairs::cross_pair_count(rows.len(), c.len()),
@@ -144,7 +148,11 @@ fn kernel_name() -> &'static str {
 /// Largest frame cost of `metric` between present frames: the default missing-frame cost.
 #[pyfunction]
 #[pyo3(signature = (metric, n_landmarks, hand=None))]
-fn max_frame_cost(metric: &str, n_landmarks: usize, hand: Option<(f64, f64, f64, f64)>) -> PyResult<f64> {
+fn max_frame_cost(
+    metric: &str,
+    n_landmarks: usize,
+    hand: Option<(f64, f64, f64, f64)>,
+) -> PyResult<f64> {
     let metric = parse_metric(metric, hand)?;
     let shape_landmarks = if matches!(metric, Metric::Hand(_)) {
         n_landmarks.saturating_sub(1)
