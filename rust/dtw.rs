@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 
 use crate::frames::{Sequence, LANES};
-use crate::metric::Metric;
+use crate::metric::{Metric, MissingCost};
 use crate::procrustes::{row_costs, Fused, MulAdd, RowFrame, RowWork, Separate};
 
 /// Options of the time alignment.
@@ -26,7 +26,7 @@ pub struct PairOptions {
     /// The frame cost.
     pub metric: Metric,
     /// Cost of a missing frame against a present one.
-    pub missing_cost: f64,
+    pub missing: MissingCost,
     /// The time alignment.
     pub dtw: DtwOptions,
 }
@@ -205,7 +205,7 @@ fn dtw_strips<A: MulAdd, const W: usize, const STEPS: bool>(
             };
             row_costs::<A, W>(
                 &options.metric,
-                options.missing_cost,
+                options.missing,
                 x,
                 b,
                 lo / LANES..hi / LANES + 1,
@@ -291,7 +291,7 @@ mod tests {
     fn options(band: Option<usize>, normalize: bool) -> PairOptions {
         PairOptions {
             metric: Metric::Procrustes,
-            missing_cost: std::f64::consts::SQRT_2,
+            missing: MissingCost::Constant(std::f64::consts::SQRT_2),
             dtw: DtwOptions { band, normalize },
         }
     }
@@ -311,7 +311,7 @@ mod tests {
             };
             row_costs::<Separate, 4>(
                 &opts.metric,
-                opts.missing_cost,
+                opts.missing,
                 x,
                 b,
                 0..b.len.div_ceil(LANES),
@@ -391,7 +391,7 @@ mod tests {
         let set = FrameSet::prepare(x.view(), &[1, 1], &Metric::Procrustes, "x").unwrap();
         let mut scratch = Scratch::default();
         let opts = PairOptions {
-            missing_cost: 7.5,
+            missing: MissingCost::Constant(7.5),
             ..options(None, false)
         };
         // Both single frames missing: 0.

@@ -31,7 +31,7 @@ mod python;
 pub use dtw::{kernel_name, pair_distance, DtwOptions, PairOptions, Scratch};
 pub use error::{GkdError, Result};
 pub use frames::{FrameSet, Sequence, LANES};
-pub use metric::{HandParams, Metric, METRIC_NAMES};
+pub use metric::{HandParams, Metric, MissingCost, METRIC_NAMES};
 pub use pairs::{
     cross, cross_pair_count, pairwise, pairwise_pair_count, with_threads, Control, EngineOptions,
 };

@@ -67,6 +67,16 @@ pub enum Metric {
     ProcrustesPaper,
 }
 
+/// What a missing (degenerate) frame costs against a present one; two missing frames cost 0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MissingCost {
+    /// A fixed cost.
+    Constant(f64),
+    /// The published code's rule: the missing frame is the zero shape, so it costs the
+    /// present frame's Σ_l ‖y_l‖.
+    ZeroShape,
+}
+
 /// Every metric name the engine accepts, in the order of the docs.
 pub const METRIC_NAMES: [&str; 4] = ["procrustes", "procrustes-sum", "hand", "procrustes-paper"];
 

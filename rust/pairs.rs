@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use crate::dtw::{pair_distance, DtwOptions, PairOptions, Scratch};
 use crate::error::{invalid, GkdError, Result};
 use crate::frames::{try_zeroed, FrameSet};
-use crate::metric::Metric;
+use crate::metric::{Metric, MissingCost};
 
 /// Column sequences per task: small enough to balance two cores on one query, large enough
 /// that scheduling costs nothing next to the DTW work.
@@ -51,7 +51,8 @@ pub struct EngineOptions {
     pub metric: Metric,
     /// The time alignment.
     pub dtw: DtwOptions,
-    /// Cost of a missing frame against a present one; `None` for the metric's largest.
+    /// Cost of a missing frame against a present one; `None` for the metric's largest
+    /// ([`Metric::max_cost`]), or for `ProcrustesPaper` the published zero-shape rule.
     pub missing_cost: Option<f64>,
 }
 
@@ -66,18 +67,19 @@ impl EngineOptions {
     }
 
     fn pair_options(&self, shape_landmarks: usize) -> Result<PairOptions> {
-        let missing_cost = match self.missing_cost {
+        let missing = match self.missing_cost {
             Some(c) if !(c.is_finite() && c >= 0.0) => {
                 return Err(invalid!(
                     "missing_cost must be a finite number >= 0, got {c}"
                 ))
             }
-            Some(c) => c,
-            None => self.metric.max_cost(shape_landmarks),
+            Some(c) => MissingCost::Constant(c),
+            None if self.metric == Metric::ProcrustesPaper => MissingCost::ZeroShape,
+            None => MissingCost::Constant(self.metric.max_cost(shape_landmarks)),
         };
         Ok(PairOptions {
             metric: self.metric,
-            missing_cost,
+            missing,
             dtw: self.dtw,
         })
     }

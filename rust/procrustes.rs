@@ -10,7 +10,7 @@
 //! for near-identical frames.
 
 use crate::frames::{Sequence, LANES};
-use crate::metric::Metric;
+use crate::metric::{Metric, MissingCost};
 
 /// Newton stops once no lane moved by more than this; convergence is quadratic, so the
 /// error left is far below it.
@@ -374,7 +374,7 @@ impl RowWork {
 #[allow(clippy::needless_range_loop)] // j indexes several per-frame arrays at once
 pub(crate) fn row_costs<A: MulAdd, const W: usize>(
     metric: &Metric,
-    missing_cost: f64,
+    missing: MissingCost,
     x: RowFrame<'_>,
     b: &Sequence<'_>,
     blocks: std::ops::Range<usize>,
@@ -459,23 +459,16 @@ pub(crate) fn row_costs<A: MulAdd, const W: usize>(
         out[j] = match (x.missing, b.missing[j]) {
             (false, false) => continue,
             (true, true) => 0.0,
-            // The published code divides by (norm + 1e-15): a degenerate frame becomes all
-            // zeros, and its cost is the sum of the other frame's landmark norms.
-            _ if transposed_paper(metric) => {
-                if x.missing {
+            (x_missing, _) => match missing {
+                MissingCost::Constant(cost) => cost,
+                MissingCost::ZeroShape if x_missing => {
                     let block = &b.blocks[(j / LANES) * b.block_len()..][..b.block_len()];
                     landmark_norm_sum(|k| block[k * LANES + j % LANES], ls)
-                } else {
-                    landmark_norm_sum(|k| x.shape[k], ls)
                 }
-            }
-            _ => missing_cost,
+                MissingCost::ZeroShape => landmark_norm_sum(|k| x.shape[k], ls),
+            },
         };
     }
-}
-
-fn transposed_paper(metric: &Metric) -> bool {
-    matches!(metric, Metric::ProcrustesPaper)
 }
 
 /// Σ_l ‖p_l‖ for a shape whose value k (`[landmark][coordinate]`) is `value(k)`.

@@ -1,9 +1,10 @@
 //! The only file that knows about Python: thin wrappers over the pure engine.
 
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray4};
-use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::dtw::DtwOptions;
@@ -105,35 +106,44 @@ fn distance_matrix<'py>(
     let control = Control::new();
     let (rows, columns, control) = (&rows, columns.as_ref(), &control);
     let result = std::thread::scope(|scope| -> PyResult<_> {
-        let worker = scope.spawn(move || {
-            pairs::with_threads(threads, || match columns {
+        let (done, mut finished) = std::sync::mpsc::channel();
+        scope.spawn(move || {
+            let outcome = pairs::with_threads(threads, || match columns {
                 Some(c) => pairs::cross(rows, c, &options, control),
                 None => pairs::pairwise(rows, &options, control),
-            })
+            });
+            // The receiver is gone only if the caller already gave up.
+            let _ = done.send(outcome);
         });
         // Wait in short steps with the GIL released; between steps, honour Ctrl-C and
         // report progress. Python is never called from the rayon workers.
         loop {
-            let finished = py.detach(|| {
-                std::thread::sleep(POLL);
-                worker.is_finished()
-            });
+            // The receiver is not Sync: move it into the GIL-free closure and back.
+            let (outcome, receiver) = py.detach(move || (finished.recv_timeout(POLL), finished));
+            finished = receiver;
+            match outcome {
+                Ok(outcome) => {
+                    if let Some(callback) = &progress {
+                        callback.call1((control.pairs_done(), total))?;
+                    }
+                    return Ok(outcome??);
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(PyRuntimeError::new_err(
+                        "the distance computation stopped unexpectedly",
+                    ))
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
             let check = py.check_signals().and_then(|()| match &progress {
                 Some(callback) => callback.call1((control.pairs_done(), total)).map(drop),
                 None => Ok(()),
             });
             if let Err(e) = check {
+                // Stop the workers; the scope joins them before the error reaches Python.
                 control.cancel();
-                let _ = py.detach(|| worker.join());
                 return Err(e);
             }
-            if finished {
-                break;
-            }
-        }
-        match py.detach(|| worker.join()) {
-            Ok(outcome) => Ok(outcome??),
-            Err(_) => Err(PyValueError::new_err("the distance computation panicked")),
         }
     })?;
     Ok(result.into_pyarray(py))
