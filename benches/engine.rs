@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gkd_core::{
     pair_distance, pairwise, with_threads, Control, DtwOptions, EngineOptions, FrameSet,
-    HandParams, Metric, PairOptions, Scratch,
+    HandParams, Metric, MissingCost, PairOptions, Scratch,
 };
 use ndarray::Array4;
 
@@ -36,7 +36,7 @@ fn hands(n: usize) -> Array4<f64> {
 fn options(metric: Metric) -> PairOptions {
     PairOptions {
         metric,
-        missing_cost: metric.max_cost(LANDMARKS),
+        missing: MissingCost::Constant(metric.max_cost(LANDMARKS)),
         dtw: DtwOptions::default(),
     }
 }
