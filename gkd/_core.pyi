@@ -4,6 +4,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+__all__ = ["__version__", "distance_matrix", "kernel_name", "max_frame_cost"]
 __version__: str
 
 def distance_matrix(
@@ -19,7 +20,7 @@ def distance_matrix(
     missing_cost: float | None = None,
     hand: tuple[float, float, float, float] | None = None,
     progress: Callable[[int, int], object] | None = None,
-    names: tuple[str, str] = ("a", "b"),
+    names: tuple[str, str] | None = None,
 ) -> NDArray[np.float64]: ...
 def kernel_name() -> str: ...
 def max_frame_cost(

@@ -64,7 +64,7 @@ fn prepare(
 #[pyfunction]
 #[pyo3(signature = (
     a, lengths_a, b=None, lengths_b=None, *, metric="procrustes", band=None, normalize=false,
-    threads=None, missing_cost=None, hand=None, progress=None, names=("a".to_string(), "b".to_string())
+    threads=None, missing_cost=None, hand=None, progress=None, names=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn distance_matrix<'py>(
@@ -80,8 +80,9 @@ fn distance_matrix<'py>(
     missing_cost: Option<f64>,
     hand: Option<(f64, f64, f64, f64)>,
     progress: Option<Bound<'py, PyAny>>,
-    names: (String, String),
+    names: Option<(String, String)>,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let names = names.unwrap_or_else(|| ("a".into(), "b".into()));
     let metric = parse_metric(metric, hand)?;
     let options = EngineOptions {
         metric,
