@@ -8,6 +8,7 @@ how the distances were computed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -62,52 +63,78 @@ def _check_labels(
     return array, n_classes
 
 
-def _check_self_index(
-    self_index: ArrayLike | None, n_queries: int, n_refs: int
-) -> np.ndarray | None:
-    if self_index is None:
-        return None
-    array = np.asarray(self_index)
-    if array.ndim != 1 or array.shape[0] != n_queries:
-        raise ValueError(f"self_index must have shape ({n_queries},), got {array.shape}")
-    if array.size and not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"self_index must hold integer column indices, got dtype {array.dtype}")
-    array = array.astype(np.int64, copy=False)
-    if array.size and array.max() >= n_refs:
-        i = int(np.argmax(array))
-        raise ValueError(f"self_index[{i}] = {array[i]} is not a column (there are {n_refs})")
-    return array
+@dataclass(frozen=True)
+class _LeftOut:
+    """Entries a query may not use: its own (``self_index``) and any in ``exclude``."""
+
+    self_index: np.ndarray | None
+    exclude: np.ndarray | None
+    n_refs: int
+
+    def mask(self, rows: slice, n_rows: int) -> np.ndarray:
+        """Boolean (rows, M) mask, True where the reference is left out."""
+        if self.exclude is not None:
+            mask = self.exclude[rows].copy()
+        else:
+            mask = np.zeros((n_rows, self.n_refs), dtype=bool)
+        if self.self_index is not None:
+            own = self.self_index[rows]
+            keep = own >= 0  # a negative self_index means "this query has no own entry"
+            mask[np.nonzero(keep)[0], own[keep]] = True
+        return mask
+
+    def usable(self, n_queries: int) -> np.ndarray:
+        """Number of references each query may use, shape (Q,)."""
+        counts = np.empty(n_queries, dtype=np.int64)
+        for start in range(0, n_queries, _CHUNK_ROWS):
+            rows = slice(start, min(start + _CHUNK_ROWS, n_queries))
+            block = self.mask(rows, rows.stop - rows.start)
+            counts[rows] = self.n_refs - block.sum(axis=1)
+        return counts
 
 
-def _exclusion_mask(
-    self_index: np.ndarray | None, rows: slice, n_rows: int, n_refs: int
-) -> np.ndarray:
-    """Boolean (rows, M) mask of the entries that are a query's own (left-out) reference."""
-    mask = np.zeros((n_rows, n_refs), dtype=bool)
+def _check_left_out(
+    self_index: ArrayLike | None, exclude: ArrayLike | None, n_queries: int, n_refs: int
+) -> _LeftOut:
+    own = None
     if self_index is not None:
-        own = self_index[rows]
-        keep = own >= 0  # a negative self_index means "this query has no own entry"
-        mask[np.nonzero(keep)[0], own[keep]] = True
-    return mask
+        own = np.asarray(self_index)
+        if own.ndim != 1 or own.shape[0] != n_queries:
+            raise ValueError(f"self_index must have shape ({n_queries},), got {own.shape}")
+        if own.size and not np.issubdtype(own.dtype, np.integer):
+            raise TypeError(f"self_index must hold integer column indices, got dtype {own.dtype}")
+        own = own.astype(np.int64, copy=False)
+        if own.size and own.max() >= n_refs:
+            i = int(np.argmax(own))
+            raise ValueError(f"self_index[{i}] = {own[i]} is not a column (there are {n_refs})")
+    mask = None
+    if exclude is not None:
+        mask = np.asarray(exclude)
+        if mask.shape != (n_queries, n_refs):
+            raise ValueError(
+                f"exclude must have the shape of distances {(n_queries, n_refs)}, got {mask.shape}"
+            )
+        if mask.dtype != np.bool_:
+            raise TypeError(f"exclude must be a boolean mask, got dtype {mask.dtype}")
+    return _LeftOut(own, mask, n_refs)
 
 
 def _sorted_neighbours(
-    distances: np.ndarray, k: int, self_index: np.ndarray | None
+    distances: np.ndarray, k: int, left_out: _LeftOut
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Columns and distances of each row's k nearest references, nearest first.
+    """Columns and distances of each row's k nearest usable references, nearest first.
 
     Ties in distance go to the lower column index (stable sort), so results are deterministic.
     """
-    n_queries, n_refs = distances.shape
+    n_queries = distances.shape[0]
     work = distances.astype(np.float64, copy=True)
-    excluded = _exclusion_mask(self_index, slice(None), n_queries, n_refs)
-    available = n_refs - excluded.sum(axis=1)
+    available = left_out.usable(n_queries)
     if n_queries and available.min() < k:
         i = int(np.argmin(available))
         raise ValueError(
             f"k = {k} neighbours requested but query {i} has only {int(available[i])} references"
         )
-    work[excluded] = np.inf
+    work[left_out.mask(slice(None), n_queries)] = np.inf
     order = np.argsort(work, axis=1, kind="stable")[:, :k]
     return order, np.take_along_axis(work, order, axis=1)
 
@@ -148,6 +175,7 @@ def knn_predict(
     weighting: Weighting = "uniform",
     n_classes: int | None = None,
     self_index: ArrayLike | None = None,
+    exclude: ArrayLike | None = None,
 ) -> np.ndarray:
     """Predict each query's class by a vote of its k nearest references.
 
@@ -167,6 +195,9 @@ def knn_predict(
     self_index : array_like of int, shape (Q,), optional
         Column of each query's own entry, left out of the vote (leave-one-out on a
         train x train matrix); a negative value means the query has none.
+    exclude : array_like of bool, shape (Q, M), optional
+        True where a reference may not vote for that query, e.g. leave-subject-out with
+        ``subjects_q[:, None] == subjects_m[None, :]``.
 
     Returns
     -------
@@ -186,8 +217,8 @@ def knn_predict(
     _check_weighting(weighting)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
-    own = _check_self_index(self_index, n_queries, n_refs)
-    order, near = _sorted_neighbours(d, int(k), own)
+    left_out = _check_left_out(self_index, exclude, n_queries, n_refs)
+    order, near = _sorted_neighbours(d, int(k), left_out)
     return _vote(labels[order], near, n_classes, weighting)
 
 
@@ -204,6 +235,7 @@ def choose_k(
     ks: Iterable[int] = (1, 3, 5, 7, 9, 11, 15),
     weighting: Weighting = "uniform",
     self_index: ArrayLike | None = None,
+    exclude: ArrayLike | None = None,
 ) -> tuple[int, dict[int, float]]:
     """Choose the number of neighbours by accuracy on labelled queries (the validation split).
 
@@ -221,6 +253,8 @@ def choose_k(
         Vote weighting, as in :func:`knn_predict`.
     self_index : array_like of int, shape (Q,), optional
         Own entry of each query, left out (leave-one-out), as in :func:`knn_predict`.
+    exclude : array_like of bool, shape (Q, M), optional
+        References left out per query, as in :func:`knn_predict`.
 
     Returns
     -------
@@ -242,15 +276,15 @@ def choose_k(
     truth, _ = _check_labels(query_labels, n_queries, "query_labels", None)
     n_classes = max(n_classes, int(truth.max()) + 1)
     _check_weighting(weighting)
-    own = _check_self_index(self_index, n_queries, n_refs)
-    usable = n_refs - int(_exclusion_mask(own, slice(None), n_queries, n_refs).sum(axis=1).max())
+    left_out = _check_left_out(self_index, exclude, n_queries, n_refs)
+    usable = int(left_out.usable(n_queries).min())
     candidates = sorted({int(k) for k in ks})
     if any(k < 1 for k in candidates):
         raise ValueError(f"ks must be positive integers, got {candidates}")
     candidates = [k for k in candidates if k <= usable]
     if not candidates:
         raise ValueError(f"no k in ks is <= the {usable} usable references")
-    order, near = _sorted_neighbours(d, candidates[-1], own)
+    order, near = _sorted_neighbours(d, candidates[-1], left_out)
     neighbour_labels = ref_labels[order]
     scores: dict[int, float] = {}
     for k in candidates:
@@ -268,6 +302,7 @@ def soft_targets(
     temperature: float = 1.0,
     normalization: Normalization = "global",
     self_index: ArrayLike | None = None,
+    exclude: ArrayLike | None = None,
     k: int | None = None,
 ) -> np.ndarray:
     """Turn distances into class probabilities: the teacher's soft targets.
@@ -290,13 +325,17 @@ def soft_targets(
     normalization : {"global", "row", "none"}, default "global"
         How ``d̃`` is obtained: ``"global"`` min-max scales by the smallest and largest used
         entry of the whole matrix (the paper's choice), ``"row"`` by each row's own, ``"none"``
-        uses the raw distances. Left-out self entries never enter the minimum or maximum.
+        uses the raw distances. Left-out entries never enter the minimum or maximum.
     self_index : array_like of int, shape (Q,), optional
         Column of each query's own entry (for a train x train matrix ``arange(N)``), which is
         left out: keeping its zero distance would leak the query's label into its target. A
         negative value means the query has no own entry.
+    exclude : array_like of bool, shape (Q, M), optional
+        Further entries to leave out, True where a reference may not be used for that query;
+        e.g. leave-subject-out targets, ``subjects[:, None] == subjects[None, :]``, which
+        describe how a sample looks from the other subjects only.
     k : int, optional
-        Use only each query's k nearest references (after leaving out the self entry).
+        Use only each query's k nearest references (after leaving out the entries above).
 
     Returns
     -------
@@ -317,11 +356,10 @@ def soft_targets(
         raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
     if normalization not in ("global", "row", "none"):
         raise ValueError(f"normalization must be 'global', 'row' or 'none', got {normalization!r}")
-    own = _check_self_index(self_index, n_queries, n_refs)
-    own_count = _exclusion_mask(own, slice(None), n_queries, n_refs).sum(axis=1)
-    usable = n_refs - (int(own_count.max()) if n_queries else 0)
+    left_out = _check_left_out(self_index, exclude, n_queries, n_refs)
+    usable = int(left_out.usable(n_queries).min()) if n_queries else n_refs
     if usable < 1:
-        raise ValueError("every reference of some query is its own entry: nothing is left")
+        raise ValueError("some query has every reference left out: nothing is left")
     if k is not None:
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
             raise ValueError(f"k must be a positive integer or None, got {k!r}")
@@ -334,7 +372,7 @@ def soft_targets(
         for start in range(0, n_queries, _CHUNK_ROWS):
             rows = slice(start, min(start + _CHUNK_ROWS, n_queries))
             block = d[rows].astype(np.float64)
-            used = ~_exclusion_mask(own, rows, block.shape[0], n_refs)
+            used = ~left_out.mask(rows, block.shape[0])
             low = min(low, float(block[used].min()))
             high = max(high, float(block[used].max()))
 
@@ -344,17 +382,17 @@ def soft_targets(
     for start in range(0, n_queries, _CHUNK_ROWS):
         rows = slice(start, min(start + _CHUNK_ROWS, n_queries))
         block = d[rows].astype(np.float64)
-        own_entry = _exclusion_mask(own, rows, block.shape[0], n_refs)
-        unused = own_entry
+        left = left_out.mask(rows, block.shape[0])
+        unused = left
         if k is not None:
-            ranked = np.argsort(np.where(own_entry, np.inf, block), axis=1, kind="stable")
-            unused = np.ones_like(own_entry)
+            ranked = np.argsort(np.where(left, np.inf, block), axis=1, kind="stable")
+            unused = np.ones_like(left)
             np.put_along_axis(unused, ranked[:, :k], False, axis=1)
         if normalization == "global":
             scaled = (block - low) / (high - low) if high > low else np.zeros_like(block)
         elif normalization == "row":
-            # Each row's range over all its non-self entries, so k only truncates.
-            masked = np.where(own_entry, np.nan, block)
+            # Each row's range over all its usable entries, so k only truncates.
+            masked = np.where(left, np.nan, block)
             row_low = np.nanmin(masked, axis=1, keepdims=True)
             row_span = np.nanmax(masked, axis=1, keepdims=True) - row_low
             safe_span = np.where(row_span > 0, row_span, 1.0)

@@ -168,6 +168,47 @@ def test_leave_one_out_ignores_the_self_entry_and_stops_the_leak():
     np.testing.assert_array_equal(global_a, global_b)
 
 
+def test_exclude_mask_equals_deleting_the_columns():
+    rng = np.random.default_rng(2)
+    distances = rng.uniform(0, 3, size=(6, 8))
+    labels = rng.integers(0, 3, size=8)
+    query_subjects = np.array([1, 1, 2, 2, 3, 3])
+    reference_subjects = np.array([1, 2, 3, 1, 2, 3, 1, 2])
+    exclude = query_subjects[:, None] == reference_subjects[None, :]
+    got = soft_targets(
+        distances, labels, n_classes=3, normalization="row", temperature=0.4, exclude=exclude
+    )
+    nearest = knn_predict(distances, labels, k=3, exclude=exclude)
+    for i in range(6):
+        keep = ~exclude[i]
+        alone = soft_targets(
+            distances[i : i + 1, keep],
+            labels[keep],
+            n_classes=3,
+            normalization="row",
+            temperature=0.4,
+        )
+        np.testing.assert_allclose(got[i], alone[0], rtol=1e-12)
+        assert nearest[i] == knn_predict(distances[i : i + 1, keep], labels[keep], k=3)[0]
+
+
+def test_exclude_mask_combines_with_self_index_and_is_checked():
+    distances = np.array([[0.0, 0.1, 0.2], [0.1, 0.0, 0.3], [0.2, 0.3, 0.0]])
+    labels = np.array([0, 1, 2])
+    exclude = np.zeros((3, 3), dtype=bool)
+    exclude[0, 1] = True
+    got = soft_targets(
+        distances, labels, n_classes=3, k=1, self_index=np.arange(3), exclude=exclude
+    )
+    np.testing.assert_array_equal(got.argmax(axis=1), [2, 0, 0])
+    with pytest.raises(ValueError, match="exclude must have the shape"):
+        soft_targets(distances, labels, n_classes=3, exclude=exclude[:2])
+    with pytest.raises(TypeError, match="boolean"):
+        soft_targets(distances, labels, n_classes=3, exclude=exclude.astype(int))
+    with pytest.raises(ValueError, match="nothing is left"):
+        soft_targets(distances, labels, n_classes=3, exclude=np.ones((3, 3), dtype=bool))
+
+
 def test_negative_self_index_means_no_own_entry():
     distances = np.array([[0.0, 1.0], [2.0, 0.5]])
     labels = np.array([0, 1])
