@@ -173,6 +173,10 @@ class MotionTransformer(nn.Module):
         Hidden width of each layer's feed-forward block; default ``2 * d_model``.
     dropout : float, default 0.1
         Dropout inside the encoder and before the head.
+    frames_per_token : int, default 1
+        Consecutive frames whose features are concatenated into one token (temporal patches,
+        as ViT does with image patches): fewer tokens, so attention is cheaper and each token
+        carries local motion. A token is padding when its first frame is.
     preprocessing : Preprocessing, optional
         Input preprocessing; default ``Preprocessing()``.
 
@@ -194,6 +198,7 @@ class MotionTransformer(nn.Module):
         dim_feedforward: int | None = None,
         dropout: float = 0.1,
         preprocessing: Preprocessing | None = None,
+        frames_per_token: int = 1,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -202,6 +207,7 @@ class MotionTransformer(nn.Module):
             ("d_model", d_model),
             ("n_heads", n_heads),
             ("n_layers", n_layers),
+            ("frames_per_token", frames_per_token),
         ):
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -228,9 +234,13 @@ class MotionTransformer(nn.Module):
             "n_layers": int(n_layers),
             "dim_feedforward": dim_feedforward,
             "dropout": float(dropout),
+            "frames_per_token": int(frames_per_token),
             "preprocessing": self.preprocessing.to_dict(),
         }
-        self.embed = nn.Linear(self.preprocessing.n_features(n_inputs), d_model)
+        self.frames_per_token = int(frames_per_token)
+        self.embed = nn.Linear(
+            self.preprocessing.n_features(n_inputs) * self.frames_per_token, d_model
+        )
         layer = nn.TransformerEncoderLayer(
             d_model,
             n_heads,
@@ -257,6 +267,7 @@ class MotionTransformer(nn.Module):
             n_layers=int(hparams["n_layers"]),
             dim_feedforward=int(hparams["dim_feedforward"]),
             dropout=float(hparams["dropout"]),
+            frames_per_token=int(hparams.get("frames_per_token", 1)),
             preprocessing=Preprocessing.from_dict(hparams["preprocessing"]),
         )
 
@@ -295,8 +306,17 @@ class MotionTransformer(nn.Module):
         # Zero the padding first: a NaN there would otherwise survive the masked attention.
         x = x.masked_fill(padding_mask[:, :, None], 0.0)
         features = preprocess(x, padding_mask, self.preprocessing)
+        patch = self.frames_per_token
+        if patch > 1:
+            batch, frames, width = features.shape
+            extra = (-frames) % patch  # pad with zero frames to whole tokens
+            if extra:
+                features = nn.functional.pad(features, (0, 0, 0, extra))
+                padding_mask = nn.functional.pad(padding_mask, (0, extra), value=True)
+            features = features.reshape(batch, -1, patch * width)
+            padding_mask = padding_mask[:, ::patch]
         hidden = self.embed(features)
-        hidden = hidden + _sinusoidal_encoding(x.shape[1], self.d_model, x.device)
+        hidden = hidden + _sinusoidal_encoding(hidden.shape[1], self.d_model, x.device)
         hidden = self.encoder(hidden, src_key_padding_mask=padding_mask)
         valid = (~padding_mask).to(hidden.dtype)[:, :, None]
         pooled = (hidden * valid).sum(dim=1) / valid.sum(dim=1)

@@ -62,7 +62,8 @@ class TrainConfig:
 
     Model
         d_model, n_heads, n_layers, dim_feedforward (None: 2 * d_model), dropout,
-        preprocessing (see :class:`gkd.student.Preprocessing`).
+        frames_per_token, preprocessing (see :class:`gkd.student.MotionTransformer` and
+        :class:`gkd.student.Preprocessing`).
     Optimisation
         epochs, batch_size, lr (peak), weight_decay (AdamW, not on biases and norms),
         warmup_epochs (linear warm-up, then cosine decay to zero), grad_clip (max gradient norm,
@@ -86,6 +87,7 @@ class TrainConfig:
     n_layers: int = 2
     dim_feedforward: int | None = None
     dropout: float = 0.1
+    frames_per_token: int = 1
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     epochs: int = 60
     batch_size: int = 32
@@ -110,7 +112,15 @@ class TrainConfig:
     eval_batch_size: int = 256
 
     def __post_init__(self) -> None:
-        positive = ("d_model", "n_heads", "n_layers", "epochs", "batch_size", "eval_batch_size")
+        positive = (
+            "d_model",
+            "n_heads",
+            "n_layers",
+            "frames_per_token",
+            "epochs",
+            "batch_size",
+            "eval_batch_size",
+        )
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < 1:
@@ -496,6 +506,7 @@ def train(
             dim_feedforward=config.dim_feedforward,
             dropout=config.dropout,
             preprocessing=config.preprocessing,
+            frames_per_token=config.frames_per_token,
         ).to(device)
         optimizer = torch.optim.AdamW(_parameter_groups(model, config.weight_decay), lr=config.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -29,15 +29,16 @@ def tiny_model(**kwargs) -> MotionTransformer:
 
 
 @pytest.mark.parametrize(
-    "preprocessing",
+    ("preprocessing", "frames_per_token"),
     [
-        Preprocessing(),
-        Preprocessing(centre="frame", centre_landmarks=(1,), velocities=True),
-        Preprocessing(centre="none", scale=False),
+        (Preprocessing(), 1),
+        (Preprocessing(centre="frame", centre_landmarks=(1,), velocities=True), 1),
+        (Preprocessing(centre="none", scale=False), 1),
+        (Preprocessing(velocities=True), 3),
     ],
 )
-def test_output_does_not_depend_on_padding_values(preprocessing):
-    model = tiny_model(preprocessing=preprocessing)
+def test_output_does_not_depend_on_padding_values(preprocessing, frames_per_token):
+    model = tiny_model(preprocessing=preprocessing, frames_per_token=frames_per_token)
     inputs, mask = padded_batch([7, 3, 10], frames=10)
     with torch.no_grad():
         reference = model(inputs, mask)
@@ -50,8 +51,11 @@ def test_output_does_not_depend_on_padding_values(preprocessing):
         torch.testing.assert_close(model(noisy, mask), reference, rtol=0, atol=0)
 
 
-def test_padded_batch_matches_each_sequence_alone():
-    model = tiny_model(preprocessing=Preprocessing(velocities=True))
+@pytest.mark.parametrize("frames_per_token", [1, 2, 3])
+def test_padded_batch_matches_each_sequence_alone(frames_per_token):
+    model = tiny_model(
+        preprocessing=Preprocessing(velocities=True), frames_per_token=frames_per_token
+    )
     inputs, mask = padded_batch([7, 3, 10], frames=10, seed=1)
     with torch.no_grad():
         together = model(inputs, mask)
@@ -80,7 +84,9 @@ def test_output_shape_and_parameter_count():
 
 
 def test_from_hparams_rebuilds_the_same_function():
-    model = tiny_model(preprocessing=Preprocessing(centre="frame", velocities=True))
+    model = tiny_model(
+        preprocessing=Preprocessing(centre="frame", velocities=True), frames_per_token=2
+    )
     copy = MotionTransformer.from_hparams(model.hparams)
     copy.load_state_dict(model.state_dict())
     copy.eval()
