@@ -1,0 +1,215 @@
+"""Distance cache: keys, blocks, resumption after an interruption, bad files (gkd.cache)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gkd
+import gkd.cache as cache_module
+from gkd.cache import DistanceCache, cached_pairwise, default_cache_dir, distance_key
+from gkd.datasets import make_synthetic_motion
+from gkd.distances import HandParams
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    ds = make_synthetic_motion(3, n_subjects=3, per_subject=3, n_landmarks=5, max_frames=16)
+    return ds.sequences, ds.lengths
+
+
+def mirrored_cross(x: np.ndarray, lengths: np.ndarray, **options: object) -> np.ndarray:
+    """What the cache promises: cross(x_i, x_j) for i < j, mirrored, zero diagonal."""
+    full = gkd.cross(x, x, lengths_a=lengths, lengths_b=lengths, **options)
+    upper = np.triu(full, k=1)
+    return upper + upper.T
+
+
+class CountingCross:
+    """Stands in for the engine call inside gkd.cache; can stop after some blocks."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.calls = 0
+        self.stop_after = stop_after
+
+    def __call__(self, *args: object, **kwargs: object) -> np.ndarray:
+        if self.stop_after is not None and self.calls >= self.stop_after:
+            raise KeyboardInterrupt
+        self.calls += 1
+        return gkd.cross(*args, **kwargs)
+
+
+@pytest.mark.parametrize("block_rows", [1, 4, 7, None, 1000])
+def test_any_block_layout_gives_the_same_bits(tmp_path, data, block_rows):
+    x, lengths = data
+    matrix = cached_pairwise(x, lengths=lengths, block_rows=block_rows, cache_dir=tmp_path)
+    assert matrix.dtype == np.float64
+    assert np.array_equal(matrix, mirrored_cross(x, lengths))
+    assert np.array_equal(matrix, matrix.T)
+    assert np.all(np.diag(matrix) == 0)
+    np.testing.assert_allclose(matrix, gkd.pairwise(x, lengths=lengths), rtol=1e-9, atol=1e-9)
+
+
+def test_asymmetric_paper_metric_keeps_both_orders(tmp_path, data):
+    x, lengths = data
+    matrix = cached_pairwise(
+        x, lengths=lengths, metric="procrustes-paper", block_rows=3, cache_dir=tmp_path
+    )
+    expected = gkd.cross(x, x, lengths_a=lengths, lengths_b=lengths, metric="procrustes-paper")
+    np.fill_diagonal(expected, 0.0)
+    assert np.array_equal(matrix, expected)
+    np.testing.assert_allclose(
+        matrix, gkd.pairwise(x, lengths=lengths, metric="procrustes-paper"), rtol=1e-9, atol=1e-9
+    )
+
+
+def test_second_call_reads_the_cache(tmp_path, data, monkeypatch):
+    x, lengths = data
+    first = cached_pairwise(x, lengths=lengths, cache_dir=tmp_path)
+    spy = CountingCross()
+    monkeypatch.setattr(cache_module, "cross", spy)
+    seen = []
+    again = cached_pairwise(
+        x, lengths=lengths, cache_dir=tmp_path, progress=lambda d, t: seen.append(d)
+    )
+    assert spy.calls == 0
+    assert seen == []
+    assert np.array_equal(first, again)
+    # a float64 copy of the same numbers and other block sizes / threads hit the same entry
+    cached_pairwise(
+        x.astype(np.float64), lengths=lengths, cache_dir=tmp_path, block_rows=2, threads=1
+    )
+    assert spy.calls == 0
+    entries = list((tmp_path / "distances").iterdir())
+    assert len(entries) == 1
+    assert sorted(p.name for p in entries[0].iterdir()) == ["manifest.json", "matrix.npy"]
+
+
+def test_key_follows_everything_that_changes_values(data):
+    x, lengths = data
+    base = distance_key(x, lengths=lengths)
+    assert distance_key(x.astype(np.float64), lengths=lengths) == base
+    padded = x.copy()
+    i = int(np.argmin(lengths))
+    padded[i, lengths[i] :] = 123.0  # past the length: never read
+    assert distance_key(padded, lengths=lengths) == base
+    changed = x.copy()
+    changed[0, 0, 0, 0] += 1e-6
+    shorter = lengths.copy()
+    shorter[0] -= 1
+    variants = [
+        distance_key(changed, lengths=lengths),
+        distance_key(x, lengths=shorter),
+        distance_key(x, lengths=lengths, metric="procrustes-sum"),
+        distance_key(x, lengths=lengths, band=2),
+        distance_key(x, lengths=lengths, normalize=True),
+        distance_key(x, lengths=lengths, missing_cost=0.5),
+        distance_key(x, lengths=lengths, metric="hand", hand=HandParams()),
+        distance_key(x, lengths=lengths, metric="hand", hand=HandParams(sigma_shape=0.4)),
+        distance_key(x[:-1], lengths=lengths[:-1]),
+    ]
+    assert len({base, *variants}) == len(variants) + 1
+
+
+def test_interrupted_run_resumes_from_finished_blocks(tmp_path, data, monkeypatch):
+    x, lengths = data
+    n = len(x)
+    block_rows = 4
+    n_blocks = -(-n // block_rows)
+    cache = DistanceCache(tmp_path / "cache")
+    monkeypatch.setattr(cache_module, "cross", CountingCross(stop_after=2))
+    with pytest.raises(KeyboardInterrupt):
+        cache.pairwise(x, lengths=lengths, block_rows=block_rows)
+    key = distance_key(x, lengths=lengths)
+    assert [p.name for p in cache.block_paths(key)] == ["rows_0_4.npy", "rows_4_8.npy"]
+    assert not cache.matrix_path(key).exists()
+
+    # resumed with another requested layout: the recorded one is kept, done blocks are reused
+    spy = CountingCross()
+    monkeypatch.setattr(cache_module, "cross", spy)
+    progress: list[tuple[int, int]] = []
+    resumed = cache.pairwise(
+        x, lengths=lengths, block_rows=5, progress=lambda d, t: progress.append((d, t))
+    )
+    assert spy.calls == n_blocks - 2
+    total = sum((min(s + block_rows, n) - s) * (n - s) for s in range(0, n, block_rows))
+    assert progress[0] == ((4 * n) + 4 * (n - 4), total)
+    assert progress[-1] == (total, total)
+    assert cache.block_paths(key) == []
+
+    monkeypatch.undo()
+    fresh = cached_pairwise(x, lengths=lengths, cache_dir=tmp_path / "other", block_rows=4)
+    assert np.array_equal(resumed, fresh)
+
+
+def test_damaged_files_are_recomputed_and_stale_temporaries_removed(tmp_path, data):
+    x, lengths = data
+    cache = DistanceCache(tmp_path)
+    key = distance_key(x, lengths=lengths)
+    folder = cache.entry(key)
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"n": len(x), "block_rows": 5}))
+    np.save(folder / "rows_0_5.npy", np.zeros((2, 2)))  # wrong shape: not trusted
+    (folder / "rows_5_10.npy").write_bytes(b"not an npy file")
+    dead = folder / ".rows_10_15.npy.999999999.tmp"  # no such process
+    dead.write_bytes(b"partial")
+    matrix = cache.pairwise(x, lengths=lengths)
+    assert np.array_equal(matrix, mirrored_cross(x, lengths))
+    assert not dead.exists()
+    assert not [p for p in folder.iterdir() if p.suffix == ".tmp"]
+
+    cache.matrix_path(key).write_bytes(b"truncated")
+    assert np.array_equal(cache.pairwise(x, lengths=lengths), matrix)
+
+
+def test_memory_mapped_result_is_read_only(tmp_path, data):
+    x, lengths = data
+    matrix = cached_pairwise(x, lengths=lengths, cache_dir=tmp_path, mmap=True)
+    assert isinstance(matrix, np.memmap)
+    with pytest.raises(ValueError, match="read-only"):
+        matrix[0, 1] = 1.0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"metric": "euclid"}, "unknown metric"),
+        ({"band": -1}, "band"),
+        ({"missing_cost": float("nan")}, "missing_cost"),
+        ({"block_rows": 0}, "block_rows"),
+        ({"lengths": np.zeros(27, dtype=np.int64)}, r"lengths\[0\]"),
+    ],
+)
+def test_bad_options_leave_no_entry(tmp_path, data, options, message):
+    x, lengths = data
+    arguments = {"lengths": lengths, **options}
+    with pytest.raises(ValueError, match=message):
+        cached_pairwise(x, cache_dir=tmp_path, **arguments)
+    assert not (tmp_path / "distances").exists()
+
+
+def test_bad_shapes_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="expected"):
+        cached_pairwise(np.zeros((3, 4, 5)), cache_dir=tmp_path)
+    with pytest.raises(TypeError, match="dtype"):
+        cached_pairwise(np.zeros((3, 4, 2, 3), dtype=complex), cache_dir=tmp_path)
+
+
+def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("GKD_CACHE_DIR", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("GKD_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "gkd"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_cache_dir() == Path.home() / ".cache" / "gkd"
+
+
+def test_entry_refuses_what_is_not_a_key(tmp_path):
+    with pytest.raises(ValueError, match="not a cache key"):
+        DistanceCache(tmp_path).entry("../../etc")
+    assert os.fspath(DistanceCache(tmp_path).root) == os.fspath(tmp_path)
