@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -143,23 +143,10 @@ def cross(
         raise ValueError(
             f"a and b must have the same number of landmarks, got {xa.shape[2]} and {xb.shape[2]}"
         )
-    _check_options(metric, band, threads, missing_cost)
+    options = _engine_options(metric, band, normalize, threads, missing_cost, hand)
     _check_memory(xa.shape[0], xb.shape[0], xa, xb)
     with _progress(progress, xa.shape[0] * xb.shape[0]) as callback:
-        return _core.distance_matrix(
-            xa,
-            la,
-            xb,
-            lb,
-            metric=metric,
-            band=band,
-            normalize=normalize,
-            threads=threads,
-            missing_cost=missing_cost,
-            hand=_hand_tuple(hand),
-            progress=callback,
-            names=("a", "b"),
-        )
+        return _core.distance_matrix(xa, la, xb, lb, progress=callback, names=("a", "b"), **options)
 
 
 def pairwise(
@@ -185,23 +172,12 @@ def pairwise(
         float64, shape ``(N, N)``, symmetric for every metric but ``procrustes-paper``.
     """
     xs, ls = _sequences(x, lengths, "x")
-    _check_options(metric, band, threads, missing_cost)
+    options = _engine_options(metric, band, normalize, threads, missing_cost, hand)
     n = xs.shape[0]
     _check_memory(n, n, xs)
     pairs = n * (n - 1) if metric == "procrustes-paper" else n * (n - 1) // 2
     with _progress(progress, pairs) as callback:
-        return _core.distance_matrix(
-            xs,
-            ls,
-            metric=metric,
-            band=band,
-            normalize=normalize,
-            threads=threads,
-            missing_cost=missing_cost,
-            hand=_hand_tuple(hand),
-            progress=callback,
-            names=("x", "x"),
-        )
+        return _core.distance_matrix(xs, ls, progress=callback, names=("x", "x"), **options)
 
 
 def _sequences(
@@ -247,9 +223,15 @@ def _sequences(
     return np.ascontiguousarray(array), valid
 
 
-def _check_options(
-    metric: str, band: int | None, threads: int | None, missing_cost: float | None
-) -> None:
+def _engine_options(
+    metric: str,
+    band: int | None,
+    normalize: bool,
+    threads: int | None,
+    missing_cost: float | None,
+    hand: HandParams | None,
+) -> dict[str, Any]:
+    """Checks the options shared by :func:`cross` and :func:`pairwise`, as engine keywords."""
     _check_metric(metric)
     if band is not None and (isinstance(band, bool) or not isinstance(band, int | np.integer)):
         raise TypeError(f"band must be an integer number of frames or None, got {band!r}")
@@ -261,6 +243,14 @@ def _check_options(
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     if missing_cost is not None and not (math.isfinite(missing_cost) and missing_cost >= 0):
         raise ValueError(f"missing_cost must be a finite number >= 0, got {missing_cost}")
+    return {
+        "metric": metric,
+        "band": band,
+        "normalize": bool(normalize),
+        "threads": threads,
+        "missing_cost": missing_cost,
+        "hand": _hand_tuple(hand),
+    }
 
 
 def _check_metric(metric: str) -> None:
