@@ -1,0 +1,611 @@
+"""``gkd-run``: whole experiments, distance matrices and predictions from the command line.
+
+The commands are thin: they parse options, call :mod:`gkd.experiment` / :mod:`gkd.cache`, draw
+progress on stderr and print results on stdout. A user error (missing file, bad option, bad
+data) ends in one line on stderr and a non-zero exit code (2 for usage and missing data);
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Annotated, Literal, NoReturn
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from gkd.distances import Metric
+
+app = typer.Typer(
+    name="gkd-run",
+    help=(
+        "Geometric knowledge distillation for motion sequences: a Procrustes-DTW k-NN "
+        "teacher, a directly trained transformer and a student distilled from the teacher."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+_SIGNUM_HELP = (
+    "gkd-run signum needs --data DIR. SIGNUM cannot be shipped with gkd: obtain the SIGNUM "
+    "database of German Sign Language from its authors (TU Munich / RWTH Aachen), extract "
+    "MediaPipe Holistic landmarks per frame (33 pose, 21 left-hand, 21 right-hand, x y z) and "
+    "save them in DIR as X_train.npy, X_val.npy, X_test.npy ((N, 80, 225) float) with "
+    "y_train.npy, y_val.npy, y_test.npy ((N,) int gloss labels), then run: "
+    "gkd-run signum --data DIR"
+)
+
+# ----------------------------------------------------------------------------- options
+
+
+def _positive(value: float | None, hint: str) -> float | None:
+    if value is not None and not (value > 0 and np.isfinite(value)):
+        raise typer.BadParameter(f"must be a positive number, got {value}", param_hint=hint)
+    return value
+
+
+Out = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Folder for results.md, results.json, plots/ and checkpoints/ "
+        "(default: gkd-runs/NAME, NAME after the data set).",
+        file_okay=False,
+    ),
+]
+Epochs = Annotated[
+    int | None,
+    typer.Option(min=1, help="Training epochs per student (default: depends on the data set)."),
+]
+Seed = Annotated[int, typer.Option(help="First random seed of the students.")]
+Seeds = Annotated[
+    int,
+    typer.Option(min=1, help="Number of seeds (seed, seed+1, ...); the table shows mean ± std."),
+]
+Device = Annotated[
+    Literal["auto", "cpu", "cuda"],
+    typer.Option(help="Where the students train; auto takes the GPU when there is one."),
+]
+Threads = Annotated[
+    int | None,
+    typer.Option(min=1, help="CPU threads for distances and torch (default: all cores)."),
+]
+Quick = Annotated[bool, typer.Option("--quick", help="Few epochs: a check in a few minutes.")]
+Refit = Annotated[
+    bool,
+    typer.Option(
+        "--refit",
+        help="Retrain each student on train + validation for the epochs chosen on validation.",
+    ),
+]
+Temperature = Annotated[
+    float | None,
+    typer.Option(
+        callback=lambda value: _positive(value, "'--temperature'"),
+        help="Fixed soft-target temperature (default: chosen on validation).",
+    ),
+]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="GKD_CACHE_DIR",
+        file_okay=False,
+        help="Distance cache folder (default: ~/.cache/gkd).",
+        show_default=False,
+    ),
+]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress or messages on stderr; results only.")
+]
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
+MetricOption = Annotated[Metric, typer.Option(help="Frame cost of the teacher's DTW.")]
+Band = Annotated[
+    int | None,
+    typer.Option(min=0, help="Sakoe-Chiba band half-width in frames (default: no band)."),
+]
+Normalize = Annotated[
+    bool, typer.Option("--normalize", help="Divide each distance by its warping path's length.")
+]
+Groups = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated landmark groups, one matrix each, summed "
+        "(e.g. left_hand,right_hand) (default: all landmarks).",
+    ),
+]
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """One line on stderr, then exit with ``code``."""
+    line = " ".join(str(message).split())
+    typer.echo(f"gkd-run: error: {line}", err=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _errors(debug: bool) -> Iterator[None]:
+    """Turn exceptions into one line and an exit code; ``debug`` lets them through."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, typer.TyperException):
+        raise  # typer reports usage errors itself (exit code 2)
+    except Exception as error:
+        if debug:
+            raise
+        if isinstance(error, FileNotFoundError):
+            _fail(str(error), EXIT_USAGE)
+        if isinstance(error, (ValueError, TypeError, OSError)):
+            _fail(str(error))
+        _fail(f"{type(error).__name__}: {error} (rerun with --debug for the traceback)")
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        _fail(
+            "interrupted; finished blocks of distances are kept, run the same command again "
+            "to resume",
+            EXIT_INTERRUPTED,
+        )
+
+
+class _Rate(ProgressColumn):
+    """Pairs (or epochs) per second, once there is a measurement."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None:
+            return Text("", style="progress.data.speed")
+        return Text(f"{speed:,.1f} {self.unit}/s", style="progress.data.speed")
+
+
+class RichReporter:
+    """Messages and rich progress bars (with rate and ETA) on stderr."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def message(self, text: str) -> None:
+        """Print a note."""
+        self.console.print(f"[dim]·[/dim] {text}", highlight=False)
+
+    @contextlib.contextmanager
+    def distances(self, description: str) -> Iterator[Callable[[int, int], None]]:
+        """A bar over pairs of sequences."""
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("pairs"),
+            _Rate("pairs"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        ) as bar:
+            task = bar.add_task(description, total=None)
+
+            def update(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            yield update
+
+    @contextlib.contextmanager
+    def training(self, description: str, epochs: int) -> Iterator[Callable[[object], None]]:
+        """A bar over epochs, showing the last validation accuracy."""
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("epochs"),
+            TextColumn("{task.fields[score]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+        ) as bar:
+            task = bar.add_task(f"train {description}", total=epochs, score="")
+
+            def update(stats: object) -> None:
+                accuracy = getattr(stats, "validation_accuracy", None)
+                score = "" if accuracy is None else f"val {100 * accuracy:.1f} %"
+                bar.update(task, completed=getattr(stats, "epoch", 0), score=score)
+
+            yield update
+
+
+def _reporter(quiet: bool):  # -> gkd.experiment.Reporter
+    from gkd.experiment import SilentReporter
+
+    if quiet:
+        return SilentReporter()
+    return RichReporter(Console(stderr=True))
+
+
+def _note(quiet: bool, text: str) -> None:
+    if not quiet:
+        Console(stderr=True).print(text, highlight=False)
+
+
+def _seeds(seed: int, count: int) -> list[int]:
+    return list(range(seed, seed + count))
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise typer.BadParameter("no CUDA GPU is available here", param_hint="'--device'")
+
+
+def _int_list(text: str | None, option: str) -> list[int] | None:
+    """Subject ids from "6,7,8" or "6 7 8"."""
+    if text is None:
+        return None
+    items = [item for item in re.split(r"[,\s]+", text.strip()) if item]
+    try:
+        values = [int(item) for item in items]
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected whole numbers separated by commas, got {text!r}", param_hint=option
+        ) from None
+    if not values:
+        raise typer.BadParameter("name at least one subject", param_hint=option)
+    return values
+
+
+def _name_list(text: str | None) -> tuple[str, ...]:
+    if text is None:
+        return ()
+    return tuple(item for item in (part.strip() for part in text.split(",")) if item)
+
+
+def _finish(result, quiet: bool) -> None:  # result: gkd.experiment.ExperimentResult
+    typer.echo(result.markdown, nl=False)
+    if result.out is not None:
+        _note(quiet, f"[green]results written to {result.out}[/green] ({result.seconds:.0f} s)")
+
+
+def _command_line() -> dict[str, object]:
+    return {"command": " ".join(["gkd-run", *sys.argv[1:]])}
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@app.command()
+def mhad(
+    protocol: Annotated[
+        Literal["paper", "cross-subject"],
+        typer.Option(
+            help="paper: subjects 1-5 train, 6-8 test; cross-subject: 1,3,5,7 / 2,4,6,8. "
+            "The last training subject is the validation split."
+        ),
+    ] = "paper",
+    out: Out = None,
+    epochs: Epochs = None,
+    seed: Seed = 0,
+    seeds: Seeds = 1,
+    device: Device = "auto",
+    threads: Threads = None,
+    quick: Quick = False,
+    refit: Refit = False,
+    temperature: Temperature = None,
+    cache_dir: CacheDir = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+    per_class_limit: Annotated[
+        int | None,
+        typer.Option(min=1, hidden=True, help="Testing: first N sequences per subject and action."),
+    ] = None,
+    class_limit: Annotated[
+        int | None, typer.Option(min=2, hidden=True, help="Testing: first N actions only.")
+    ] = None,
+) -> None:
+    """The whole experiment on the bundled UTD-MHAD skeletons (27 actions, 8 subjects).
+
+    Teacher distances (cached), k-NN with k chosen on validation, the directly trained
+    transformer and the distilled student; prints the table and writes results, plots and
+    checkpoints under --out. About 10 minutes on 2 CPU cores; --quick about 2.
+    """
+    with _errors(debug):
+        _check_device(device)
+        from gkd.experiment import TeacherConfig, run_mhad
+
+        result = run_mhad(
+            protocol=protocol,
+            quick=quick,
+            epochs=epochs,
+            seeds=_seeds(seed, seeds),
+            teacher=TeacherConfig(temperature=temperature),
+            refit=refit,
+            out=out or Path("gkd-runs") / f"mhad-{protocol}",
+            cache_dir=cache_dir,
+            threads=threads,
+            device=device,
+            per_class_limit=per_class_limit,
+            class_limit=class_limit,
+            reporter=_reporter(quiet),
+            metadata=_command_line(),
+        )
+        _finish(result, quiet)
+
+
+@app.command()
+def signum(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder with X_train.npy, y_train.npy, X_val.npy, y_val.npy, X_test.npy, "
+            "y_test.npy (the paper's layout).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Out = None,
+    epochs: Epochs = None,
+    seed: Seed = 0,
+    seeds: Seeds = 1,
+    device: Device = "auto",
+    threads: Threads = None,
+    quick: Quick = False,
+    refit: Refit = False,
+    temperature: Temperature = None,
+    cache_dir: CacheDir = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """The whole experiment on SIGNUM landmarks, which you bring (see --data).
+
+    Teacher as in the paper: the hand metric on each hand, the two matrices summed; the
+    students read both hands.
+    """
+    with _errors(debug):
+        if data is None:
+            _fail(_SIGNUM_HELP, EXIT_USAGE)
+        _check_device(device)
+        from gkd.experiment import TeacherConfig, run_signum
+
+        result = run_signum(
+            data=data,
+            quick=quick,
+            epochs=epochs,
+            seeds=_seeds(seed, seeds),
+            teacher=TeacherConfig(
+                metric="hand", groups=("left_hand", "right_hand"), temperature=temperature
+            ),
+            refit=refit,
+            out=out or Path("gkd-runs") / "signum",
+            cache_dir=cache_dir,
+            threads=threads,
+            device=device,
+            reporter=_reporter(quiet),
+            metadata=_command_line(),
+        )
+        _finish(result, quiet)
+
+
+@app.command()
+def fit(
+    data: Annotated[
+        Path, typer.Argument(help="Sequences in the generic .npz format (see data/FORMATS.md).")
+    ],
+    test_subjects: Annotated[
+        str,
+        typer.Option(
+            help="Subjects held out for the final numbers, e.g. 6,7,8.", show_default=False
+        ),
+    ],
+    validation_subjects: Annotated[
+        str | None,
+        typer.Option(help="Subjects held out for every choice (default: the last other one)."),
+    ] = None,
+    metric: MetricOption = "procrustes",
+    band: Band = None,
+    normalize: Normalize = False,
+    groups: Groups = None,
+    student_landmarks: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated groups the students read (default: all landmarks)."),
+    ] = None,
+    out: Out = None,
+    epochs: Epochs = None,
+    seed: Seed = 0,
+    seeds: Seeds = 1,
+    device: Device = "auto",
+    threads: Threads = None,
+    quick: Quick = False,
+    refit: Refit = False,
+    temperature: Temperature = None,
+    cache_dir: CacheDir = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """The whole experiment on your own data, split by subject."""
+    with _errors(debug):
+        test = _int_list(test_subjects, "'--test-subjects'")
+        validation = _int_list(validation_subjects, "'--validation-subjects'")
+        _check_device(device)
+        from gkd.experiment import TeacherConfig, run_npz
+
+        assert test is not None
+        result = run_npz(
+            path=data,
+            test_subjects=test,
+            validation_subjects=validation,
+            teacher=TeacherConfig(
+                metric=metric,
+                band=band,
+                normalize=normalize,
+                groups=_name_list(groups),
+                temperature=temperature,
+            ),
+            student_landmarks=_name_list(student_landmarks) or None,
+            quick=quick,
+            epochs=epochs,
+            seeds=_seeds(seed, seeds),
+            refit=refit,
+            out=out or Path("gkd-runs") / data.stem,
+            cache_dir=cache_dir,
+            threads=threads,
+            device=device,
+            reporter=_reporter(quiet),
+            metadata=_command_line(),
+        )
+        _finish(result, quiet)
+
+
+@app.command()
+def distances(
+    input: Annotated[
+        Path, typer.Argument(help="Sequences in the generic .npz format.", show_default=False)
+    ],
+    output: Annotated[Path, typer.Argument(help="Where to write the (N, N) float64 .npy.")],
+    metric: MetricOption = "procrustes",
+    band: Band = None,
+    normalize: Normalize = False,
+    groups: Groups = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Engine threads (default: all cores).")
+    ] = None,
+    block_rows: Annotated[
+        int | None,
+        typer.Option(min=1, help="Rows per resumable block (default: ~65,000 pairs a block)."),
+    ] = None,
+    cache_dir: CacheDir = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Only the teacher's distance matrix between all sequences of a file, to .npy.
+
+    Computed in blocks kept in the cache: if the run is stopped (Ctrl-C or killed), the same
+    command resumes from the finished blocks and gives the same matrix bit for bit.
+    """
+    with _errors(debug):
+        from gkd.cache import DistanceCache
+        from gkd.datasets import load_npz
+
+        dataset = load_npz(input)
+        parts = [dataset.select_landmarks(g) for g in _name_list(groups)] or [dataset]
+        cache = DistanceCache(cache_dir)
+        # No experiment here: the bar is drawn directly, without importing torch.
+        reporter = None if quiet else RichReporter(Console(stderr=True))
+        total = None
+        for index, part in enumerate(parts):
+            label = f"{metric} DTW" + (f" ({_name_list(groups)[index]})" if groups else "")
+            bar = reporter.distances(label) if reporter else contextlib.nullcontext(None)
+            with bar as callback:
+                matrix = cache.pairwise(
+                    part.sequences,
+                    lengths=part.lengths,
+                    metric=metric,
+                    band=band,
+                    normalize=normalize,
+                    threads=threads,
+                    block_rows=block_rows,
+                    progress=callback,
+                    mmap=True,
+                )
+            total = matrix if total is None else total + matrix
+        assert total is not None
+        output.parent.mkdir(parents=True, exist_ok=True)
+        temp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+        try:
+            with temp.open("wb") as handle:
+                np.save(handle, np.asarray(total), allow_pickle=False)
+            os.replace(temp, output)
+        finally:
+            temp.unlink(missing_ok=True)
+        _note(quiet, f"[green]wrote {output}[/green] ({total.shape[0]} x {total.shape[1]})")
+
+
+@app.command()
+def predict(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A student checkpoint (checkpoints/*.pt of an experiment).")
+    ],
+    data: Annotated[Path, typer.Argument(help="Sequences in the generic .npz format.")],
+    csv_output: Annotated[
+        bool, typer.Option("--csv", help="Print CSV instead of a table.")
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Write the CSV to this file instead of stdout."),
+    ] = None,
+    device: Annotated[
+        Literal["auto", "cpu", "cuda"], typer.Option(help="Where the model runs.")
+    ] = "cpu",
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Predicted class and its probability for every sequence of a file."""
+    with _errors(debug):
+        _check_device(device)
+        from gkd.experiment import predict_file
+
+        result = predict_file(checkpoint=checkpoint, data=data, device=device)
+        names = result.class_names
+        header = ["index", "predicted", "probability"]
+        if result.labels is not None:
+            header.append("true")
+        rows = []
+        for i, (cls, p) in enumerate(zip(result.predicted, result.confidence, strict=True)):
+            row = [str(i), names[int(cls)], f"{float(p):.4f}"]
+            if result.labels is not None:
+                row.append(names[int(result.labels[i])])
+            rows.append(row)
+        if csv_output or output is not None:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(rows)
+            if output is not None:
+                output.parent.mkdir(parents=True, exist_ok=True)
+                output.write_text(buffer.getvalue(), encoding="utf-8")
+                _note(quiet, f"[green]wrote {output}[/green] ({len(rows)} rows)")
+            else:
+                typer.echo(buffer.getvalue(), nl=False)
+        else:
+            table = Table(*header, box=None)
+            for row in rows:
+                table.add_row(*row)
+            Console(file=sys.stdout, soft_wrap=True).print(table)
+        if result.labels is not None:
+            accuracy = float(np.mean(result.predicted == result.labels))
+            _note(quiet, f"accuracy against the file's labels: {100 * accuracy:.1f} %")
+
+
+def main(argv: Sequence[str] | None = None, *, prog_name: str = "gkd-run") -> None:
+    """Entry point of the ``gkd-run`` console script (and ``python -m gkd``)."""
+    app(args=list(argv) if argv is not None else None, prog_name=prog_name)

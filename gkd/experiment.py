@@ -1,0 +1,1334 @@
+"""Whole experiments: teacher distances, k-NN, the direct transformer and the distilled student.
+
+One call runs the paper's comparison end to end and writes its evidence::
+
+    from pathlib import Path
+    from gkd.experiment import run_mhad
+    result = run_mhad(protocol="paper", out=Path("runs/mhad-paper"))
+    print(result.markdown)
+
+The steps, for a dataset with training, validation and test rows:
+
+1. the teacher's distance matrix over all sequences, once, from the on-disk cache or computed
+   in resumable blocks (:mod:`gkd.cache`), then indexed for every train / validation / test
+   block it is needed in;
+2. k-NN: k chosen by accuracy on the validation split (references: the training split); the
+   test predictions use the training and validation rows as references (nothing is fitted, so
+   the validation subjects are data like any other once k is fixed);
+3. the teacher's soft targets: the softmax temperature is the candidate whose soft predictions
+   have the lowest cross-entropy on the validation split; training rows leave their own entry
+   out;
+4. per seed, the transformer trained directly and the student distilled from the soft targets,
+   each keeping the epoch with the best validation accuracy;
+5. test metrics (accuracy, macro precision / recall / F1) and inference milliseconds per sample,
+   measured the same way for each method after a warm-up (k-NN: distances from one test
+   sample to every reference, plus the vote; students: batched inference over the test split
+   on the CPU, and on the GPU when there is one);
+6. ``results.md``, ``results.json``, plots and checkpoints under the output folder.
+
+Every choice is made on the validation split; the test split is used only for the final numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+
+from gkd.cache import DistanceCache
+from gkd.datasets import (
+    DatasetSplits,
+    MotionDataset,
+    load_mhad_all,
+    load_npz,
+    load_signum,
+)
+from gkd.datasets.mhad import PROTOCOLS
+from gkd.distances import HandParams, Metric, ProgressCallback, cross
+from gkd.metrics import classification_metrics, confusion_matrix, time_inference
+from gkd.report import (
+    plot_confusion_matrix,
+    plot_k_curve,
+    plot_training_curves,
+    results_markdown,
+    write_results,
+)
+from gkd.teacher import choose_k, knn_predict, soft_targets
+from gkd.train import (
+    EpochStats,
+    TrainConfig,
+    TrainResult,
+    load_checkpoint,
+    predict_proba,
+    resolve_device,
+    save_checkpoint,
+    train,
+)
+
+__all__ = [
+    "DEFAULT_TEMPERATURES",
+    "MHAD_EPOCHS",
+    "QUICK_EPOCHS",
+    "ExperimentResult",
+    "Predictions",
+    "Reporter",
+    "TeacherConfig",
+    "predict_file",
+    "run_experiment",
+    "run_mhad",
+    "run_npz",
+    "run_signum",
+]
+
+# Training epochs for UTD-MHAD: the default run stays under 15 minutes on 2 CPU cores, --quick
+# under 3 (see the time measurements in the README).
+MHAD_EPOCHS = 40
+QUICK_EPOCHS = 8
+
+# Softmax temperatures on min-max normalised distances (range 1): the paper's d̃ spans [0, 1],
+# so useful temperatures are far below 1 (at T = 1 every target is almost uniform).
+DEFAULT_TEMPERATURES: tuple[float, ...] = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+# Method names: the rows of the results table and the keys of results.json.
+KNN, DIRECT, DISTILLED = "k-NN teacher", "Transformer (direct)", "Student (distilled)"
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """The geometric teacher: its distance, its k-NN and its soft targets.
+
+    Attributes
+    ----------
+    metric : str
+        Frame cost (see :func:`gkd.cross`).
+    groups : tuple of str
+        Landmark groups (or landmark names) with one distance matrix each, summed: the paper's
+        SIGNUM teacher is ``("left_hand", "right_hand")`` with the ``hand`` metric. Empty: one
+        matrix over all landmarks.
+    band, normalize, missing_cost, hand
+        DTW band, path-length normalisation, missing-frame cost and hand-cost parameters, as
+        for :func:`gkd.cross`.
+    ks : tuple of int
+        k-NN candidates, chosen by validation accuracy.
+    weighting : {"uniform", "distance"}
+        k-NN vote weighting.
+    temperatures : tuple of float
+        Soft-target temperature candidates, chosen by validation cross-entropy.
+    temperature : float, optional
+        A fixed temperature instead of the choice.
+    normalization : {"global", "row"}
+        How distances are scaled before the softmax: ``"global"``, the paper's min-max over
+        the train x train matrix (the same scale is used for the validation queries, so the
+        chosen temperature carries over); ``"row"``, min-max within each row.
+    leave_one_out : bool
+        Leave each training sample's own entry out of its soft target (its zero self-distance
+        would otherwise leak its label into the target, as in the paper's code).
+    soft_k : int, optional
+        Soft targets from each sample's ``soft_k`` nearest references only.
+    knn_references : {"train+validation", "train"}
+        References of the final k-NN on the test split.
+    """
+
+    metric: Metric = "procrustes"
+    groups: tuple[str, ...] = ()
+    band: int | None = None
+    normalize: bool = False
+    missing_cost: float | None = None
+    hand: HandParams | None = None
+    ks: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 15)
+    weighting: Literal["uniform", "distance"] = "uniform"
+    temperatures: tuple[float, ...] = DEFAULT_TEMPERATURES
+    temperature: float | None = None
+    normalization: Literal["global", "row"] = "global"
+    leave_one_out: bool = True
+    soft_k: int | None = None
+    knn_references: Literal["train+validation", "train"] = "train+validation"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "groups", tuple(str(g) for g in self.groups))
+        object.__setattr__(self, "ks", tuple(int(k) for k in self.ks))
+        object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError(f"TeacherConfig.ks must be positive integers, got {self.ks}")
+        candidates = self.temperatures if self.temperature is None else (self.temperature,)
+        if not candidates or not all(math.isfinite(t) and t > 0 for t in candidates):
+            raise ValueError(
+                f"TeacherConfig temperatures must be positive numbers, got {candidates}"
+            )
+        if self.normalization not in ("global", "row"):
+            raise ValueError(
+                f"TeacherConfig.normalization must be 'global' or 'row', got {self.normalization!r}"
+            )
+        if self.knn_references not in ("train+validation", "train"):
+            raise ValueError(
+                "TeacherConfig.knn_references must be 'train+validation' or 'train', "
+                f"got {self.knn_references!r}"
+            )
+        if self.soft_k is not None and self.soft_k < 1:
+            raise ValueError(f"TeacherConfig.soft_k must be >= 1 or None, got {self.soft_k}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-type form, for JSON and checkpoints."""
+        out = asdict(self)
+        out["groups"] = list(self.groups)
+        out["ks"] = list(self.ks)
+        out["temperatures"] = list(self.temperatures)
+        out["hand"] = asdict(self.hand) if self.hand is not None else None
+        return out
+
+
+class Reporter(Protocol):
+    """Where an experiment reports what it is doing (the CLI draws progress bars)."""
+
+    def message(self, text: str) -> None:
+        """A one-line note (a stage started, a choice was made)."""
+
+    def distances(self, description: str) -> AbstractContextManager[ProgressCallback]:
+        """A context giving the callback ``(pairs_done, pairs_total)`` for one matrix."""
+
+    def training(
+        self, description: str, epochs: int
+    ) -> AbstractContextManager[Callable[[EpochStats], None]]:
+        """A context giving the callback called after every training epoch."""
+
+
+class SilentReporter:
+    """A :class:`Reporter` that reports nothing (the library's default)."""
+
+    def message(self, text: str) -> None:
+        """Ignore ``text``."""
+
+    @contextlib.contextmanager
+    def distances(self, description: str) -> Iterator[ProgressCallback]:
+        """Yield a callback that ignores progress."""
+        yield lambda done, total: None
+
+    @contextlib.contextmanager
+    def training(self, description: str, epochs: int) -> Iterator[Callable[[EpochStats], None]]:
+        """Yield a callback that ignores epochs."""
+        yield lambda stats: None
+
+
+@dataclass
+class ExperimentResult:
+    """What :func:`run_experiment` measured and wrote.
+
+    Attributes
+    ----------
+    title : str
+        The table's heading.
+    runs : dict
+        Method -> one metrics dict per run (seed): ``accuracy``, ``precision``, ``recall``,
+        ``f1`` (0..1), ``infer_ms`` (CPU), ``infer_ms_gpu`` (or None), ...
+    summary : dict
+        Mean, std and values per method and metric (:func:`gkd.report.summarize`).
+    document : dict
+        The JSON document written to ``results.json``.
+    markdown : str
+        The results table with notes (``results.md``).
+    k : int
+        Chosen number of neighbours.
+    temperature : float
+        Chosen (or given) soft-target temperature.
+    out : pathlib.Path or None
+        The output folder.
+    files : list of pathlib.Path
+        Every file written.
+    seconds : float
+        Wall time of the whole experiment.
+    """
+
+    title: str
+    runs: dict[str, list[dict[str, Any]]]
+    summary: dict[str, dict[str, dict[str, Any]]]
+    document: dict[str, Any]
+    markdown: str
+    k: int
+    temperature: float
+    out: Path | None
+    files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Predictions:
+    """A student's predictions for a data file (see :func:`predict_file`).
+
+    Attributes
+    ----------
+    class_names : list of str
+        The checkpoint's classes.
+    probabilities : numpy.ndarray
+        (N, C) float32 softmax probabilities.
+    predicted : numpy.ndarray
+        (N,) int64 class indices.
+    labels : numpy.ndarray or None
+        (N,) int64 true classes from the file when it has them under the same class names.
+    """
+
+    class_names: list[str]
+    probabilities: np.ndarray
+    predicted: np.ndarray
+    labels: np.ndarray | None
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """(N,) probability of the predicted class."""
+        return self.probabilities[np.arange(len(self.predicted)), self.predicted]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _check_index(index: ArrayLike, n: int, name: str) -> NDArray[np.int64]:
+    array = np.asarray(index)
+    if array.dtype == bool:
+        if array.shape != (n,):
+            raise ValueError(f"{name} as a mask must have shape ({n},), got {array.shape}")
+        array = np.flatnonzero(array)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of row numbers")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer row numbers, got dtype {array.dtype}")
+    array = array.astype(np.int64)
+    if array.min() < 0 or array.max() >= n:
+        bad = int(array[(array < 0) | (array >= n)][0])
+        raise ValueError(f"{name} holds row {bad}, outside the dataset's 0..{n - 1}")
+    if np.unique(array).size != array.size:
+        raise ValueError(f"{name} lists a row twice")
+    return array
+
+
+def _teacher_distances(
+    dataset: MotionDataset,
+    teacher: TeacherConfig,
+    *,
+    cache: DistanceCache,
+    threads: int | None,
+    reporter: Reporter,
+) -> NDArray[np.float64]:
+    """The teacher's (N, N) matrix over all rows: one cached matrix per group, summed."""
+    parts = [(g, dataset.select_landmarks(g)) for g in teacher.groups] or [("all", dataset)]
+    total: NDArray[np.float64] | None = None
+    for name, part in parts:
+        label = f"{teacher.metric} DTW" + (f" ({name})" if teacher.groups else "")
+        with reporter.distances(label) as callback:
+            matrix = cache.pairwise(
+                part.sequences,
+                lengths=part.lengths,
+                metric=teacher.metric,
+                band=teacher.band,
+                normalize=teacher.normalize,
+                missing_cost=teacher.missing_cost,
+                hand=teacher.hand,
+                threads=threads,
+                progress=callback,
+            )
+        total = matrix if total is None else total + matrix
+    assert total is not None
+    return total
+
+
+def _knn_inference_ms(
+    queries: list[MotionDataset],
+    references: list[MotionDataset],
+    reference_labels: np.ndarray,
+    teacher: TeacherConfig,
+    *,
+    k: int,
+    n_classes: int,
+    threads: int | None,
+    repeats: int,
+) -> float:
+    """Milliseconds for one query: its distances to every reference (all groups) and the vote.
+
+    Each timed call takes the next test sequence, so the figure is not one lucky length.
+    """
+    n_queries = len(queries[0])
+    counter = iter(range(1 << 62))
+
+    def one_query() -> None:
+        i = next(counter) % n_queries
+        distances = sum(
+            cross(
+                query.sequences[i : i + 1],
+                reference.sequences,
+                lengths_a=query.lengths[i : i + 1],
+                lengths_b=reference.lengths,
+                metric=teacher.metric,
+                band=teacher.band,
+                normalize=teacher.normalize,
+                missing_cost=teacher.missing_cost,
+                hand=teacher.hand,
+                threads=threads,
+            )
+            for query, reference in zip(queries, references, strict=True)
+        )
+        knn_predict(
+            distances,
+            reference_labels,
+            k=k,
+            weighting=teacher.weighting,
+            n_classes=n_classes,
+        )
+
+    return time_inference(one_query, n_samples=1, warmup=1, repeats=repeats)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    old = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _student_inference_ms(
+    result: TrainResult, test: MotionDataset, *, threads: int | None, repeats: int
+) -> tuple[float, float | None]:
+    """Batched inference over the test split: ms per sample on the CPU, and on the GPU if any."""
+    model = result.model
+    batch = result.config.eval_batch_size
+    with _torch_threads(threads):
+        cpu = time_inference(
+            lambda: predict_proba(model, test, batch_size=batch, device="cpu"),
+            n_samples=len(test),
+            warmup=1,
+            repeats=repeats,
+        )
+    gpu = None
+    if torch.cuda.is_available():
+        gpu = time_inference(
+            lambda: predict_proba(model, test, batch_size=batch, device="cuda"),
+            n_samples=len(test),
+            warmup=2,
+            repeats=repeats,
+            synchronize=torch.cuda.synchronize,
+        )
+        model.to("cpu")
+    return cpu, gpu
+
+
+def _normalised(
+    distances: np.ndarray, scale: float | None, normalization: str
+) -> tuple[np.ndarray, str]:
+    """Distances and the normalisation argument for :func:`gkd.teacher.soft_targets`.
+
+    ``"global"``: divide by the training matrix's range and let the softmax ignore the shift
+    (softmax is invariant to a constant per row), so queries from any split share one scale.
+    """
+    if normalization == "global":
+        assert scale is not None
+        return distances / scale, "none"
+    return distances, normalization
+
+
+def _choose_temperature(
+    validation_distances: np.ndarray,
+    train_labels: np.ndarray,
+    validation_labels: np.ndarray,
+    teacher: TeacherConfig,
+    *,
+    n_classes: int,
+    scale: float | None,
+) -> tuple[float, dict[float, dict[str, float]]]:
+    """The temperature whose soft predictions have the lowest validation cross-entropy."""
+    candidates = teacher.temperatures if teacher.temperature is None else (teacher.temperature,)
+    d, mode = _normalised(validation_distances, scale, teacher.normalization)
+    scores: dict[float, dict[str, float]] = {}
+    rows = np.arange(len(validation_labels))
+    for t in candidates:
+        p = soft_targets(
+            d,
+            train_labels,
+            n_classes=n_classes,
+            temperature=t,
+            normalization=mode,  # type: ignore[arg-type]
+            k=teacher.soft_k,
+        )
+        picked = np.clip(p[rows, validation_labels], 1e-12, None)
+        scores[t] = {
+            "cross_entropy": float(-np.mean(np.log(picked))),
+            "accuracy": float(np.mean(p.argmax(axis=1) == validation_labels)),
+        }
+    best = min(candidates, key=lambda t: (scores[t]["cross_entropy"], t))
+    return best, scores
+
+
+def _training_scale(train_distances: np.ndarray, leave_one_out: bool) -> float:
+    """Range (max - min) of the train x train entries the soft targets use."""
+    if leave_one_out:
+        off = ~np.eye(train_distances.shape[0], dtype=bool)
+        used = train_distances[off] if off.any() else train_distances.ravel()
+    else:
+        used = train_distances.ravel()
+    spread = float(used.max() - used.min()) if used.size else 0.0
+    return spread if spread > 0 else 1.0
+
+
+def _machine(threads: int | None) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "torch_threads": threads or torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    with contextlib.suppress(Exception):
+        from gkd import __version__
+
+        info["gkd"] = __version__
+    with contextlib.suppress(OSError):
+        info["load_average"] = [round(v, 2) for v in os.getloadavg()]
+    return info
+
+
+def _format_ms(value: float) -> str:
+    return f"{value:.3g}" if 1e-3 <= value < 1e5 else f"{value:.2e}"
+
+
+# ----------------------------------------------------------------------------- core
+
+
+def run_experiment(
+    dataset: MotionDataset,
+    *,
+    train_index: ArrayLike,
+    validation_index: ArrayLike,
+    test_index: ArrayLike,
+    teacher: TeacherConfig | None = None,
+    train_config: TrainConfig | None = None,
+    student_landmarks: str | Sequence[str] | None = None,
+    seeds: Sequence[int] = (0,),
+    refit: bool = False,
+    out: Path | None = None,
+    title: str | None = None,
+    cache_dir: Path | None = None,
+    threads: int | None = None,
+    device: str = "auto",
+    timing_repeats: int = 5,
+    reporter: Reporter | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> ExperimentResult:
+    """Run the whole comparison on one dataset split into training, validation and test rows.
+
+    Parameters
+    ----------
+    dataset : MotionDataset
+        All sequences; the three index arrays pick its rows.
+    train_index, validation_index, test_index : array_like of int (or bool masks)
+        Disjoint, non-empty sets of rows.
+    teacher : TeacherConfig, optional
+        Distance, k-NN and soft-target settings; default ``TeacherConfig()``.
+    train_config : TrainConfig, optional
+        Student hyperparameters (``seed``, ``device`` and ``threads`` are set per run from the
+        arguments below); default ``TrainConfig()``.
+    student_landmarks : str or sequence of str, optional
+        Landmark groups (or names) the students read, e.g. ``("left_hand", "right_hand")``;
+        default all landmarks.
+    seeds : sequence of int, default (0,)
+        One direct and one distilled training run per seed; the table shows mean ± std.
+    refit : bool, default False
+        After choosing the epoch on validation, train each student again on training +
+        validation rows for that many epochs (the validation rows join the teacher's
+        references too) and report that model.
+    out : pathlib.Path, optional
+        Folder for ``results.md``, ``results.json``, ``plots/`` and ``checkpoints/``; None
+        writes nothing.
+    title : str, optional
+        Heading of the table.
+    cache_dir : pathlib.Path, optional
+        Distance cache folder (default :func:`gkd.cache.default_cache_dir`).
+    threads : int, optional
+        Engine and torch CPU threads; default: the libraries' own defaults.
+    device : {"auto", "cpu", "cuda"}, default "auto"
+        Where the students train ("auto": the GPU when present).
+    timing_repeats : int, default 5
+        Timed repetitions of each inference measurement (after one warm-up).
+    reporter : Reporter, optional
+        Receives messages and progress; default silent.
+    metadata : dict, optional
+        Extra plain-type context stored in ``results.json`` (e.g. the command line).
+
+    Returns
+    -------
+    ExperimentResult
+
+    Raises
+    ------
+    ValueError
+        If the index arrays overlap, are empty or out of range, a split lacks classes
+        needed, a landmark group is unknown, or an option is unusable.
+    """
+    started = time.perf_counter()
+    reporter = reporter or SilentReporter()
+    teacher = teacher or TeacherConfig()
+    base_config = train_config or TrainConfig()
+    resolve_device(device)  # fail early on a GPU request without a GPU
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    if timing_repeats < 1:
+        raise ValueError(f"timing_repeats must be >= 1, got {timing_repeats}")
+    n = len(dataset)
+    train_rows = _check_index(train_index, n, "train_index")
+    validation_rows = _check_index(validation_index, n, "validation_index")
+    test_rows = _check_index(test_index, n, "test_index")
+    for a, b, name_a, name_b in (
+        (train_rows, validation_rows, "train", "validation"),
+        (train_rows, test_rows, "train", "test"),
+        (validation_rows, test_rows, "validation", "test"),
+    ):
+        common = np.intersect1d(a, b)
+        if common.size:
+            raise ValueError(f"row {int(common[0])} is in both the {name_a} and {name_b} split")
+    labels = dataset.labels
+    n_classes = dataset.n_classes
+    missing = np.setdiff1d(np.unique(labels[test_rows]), np.unique(labels[train_rows]))
+    if missing.size:
+        raise ValueError(
+            f"class {dataset.class_names[int(missing[0])]!r} occurs in the test split but not "
+            "in the training split"
+        )
+    if student_landmarks is not None:
+        dataset.select_landmarks(student_landmarks)  # unknown names fail before any work
+    for group in teacher.groups:
+        dataset.select_landmarks(group)
+    title = title or f"{dataset.source}: k-NN teacher, direct transformer, distilled student"
+    stages: dict[str, float] = {}
+    files: list[Path] = []
+    out = Path(out) if out is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+
+    # 1. Teacher distances over every row, once.
+    clock = time.perf_counter()
+    reporter.message(
+        f"teacher distances: {n} sequences, metric {teacher.metric}"
+        + (f" on {' + '.join(teacher.groups)}" if teacher.groups else "")
+    )
+    distances = _teacher_distances(
+        dataset, teacher, cache=DistanceCache(cache_dir), threads=threads, reporter=reporter
+    )
+    stages["teacher_distances"] = time.perf_counter() - clock
+
+    # 2. k-NN: k on validation (references: training rows), test against the final references.
+    clock = time.perf_counter()
+    val_by_train = distances[np.ix_(validation_rows, train_rows)]
+    k, k_scores = choose_k(
+        val_by_train,
+        labels[train_rows],
+        labels[validation_rows],
+        ks=teacher.ks,
+        weighting=teacher.weighting,
+    )
+    reporter.message(f"k-NN: k = {k} (validation accuracy {100 * k_scores[k]:.1f} %)")
+    knn_rows = (
+        np.concatenate([train_rows, validation_rows])
+        if teacher.knn_references == "train+validation"
+        else train_rows
+    )
+    knn_predicted = knn_predict(
+        distances[np.ix_(test_rows, knn_rows)],
+        labels[knn_rows],
+        k=k,
+        weighting=teacher.weighting,
+        n_classes=n_classes,
+    )
+    knn_metrics: dict[str, Any] = classification_metrics(
+        labels[test_rows], knn_predicted, n_classes=n_classes
+    )
+    test_data, reference_data = dataset.subset(test_rows), dataset.subset(knn_rows)
+    queries = [test_data.select_landmarks(g) for g in teacher.groups] or [test_data]
+    references = [reference_data.select_landmarks(g) for g in teacher.groups] or [reference_data]
+    knn_metrics["infer_ms"] = _knn_inference_ms(
+        queries,
+        references,
+        labels[knn_rows],
+        teacher,
+        k=k,
+        n_classes=n_classes,
+        threads=threads,
+        repeats=timing_repeats,
+    )
+    knn_metrics["infer_ms_gpu"] = None
+    stages["knn"] = time.perf_counter() - clock
+
+    # 3. Soft targets: temperature on validation; the training rows leave themselves out.
+    train_by_train = distances[np.ix_(train_rows, train_rows)]
+    scale = (
+        _training_scale(train_by_train, teacher.leave_one_out)
+        if teacher.normalization == "global"
+        else None
+    )
+    temperature, temperature_scores = _choose_temperature(
+        val_by_train,
+        labels[train_rows],
+        labels[validation_rows],
+        teacher,
+        n_classes=n_classes,
+        scale=scale,
+    )
+    reporter.message(
+        f"soft targets: temperature {temperature:g} (validation cross-entropy "
+        f"{temperature_scores[temperature]['cross_entropy']:.3f})"
+    )
+
+    def targets_for(rows: np.ndarray) -> np.ndarray:
+        d, mode = _normalised(distances[np.ix_(rows, rows)], scale, teacher.normalization)
+        return soft_targets(
+            d,
+            labels[rows],
+            n_classes=n_classes,
+            temperature=temperature,
+            normalization=mode,  # type: ignore[arg-type]
+            self_index=np.arange(len(rows)) if teacher.leave_one_out else None,
+            k=teacher.soft_k,
+        )
+
+    train_targets = targets_for(train_rows)
+
+    # 4. Students, per seed.
+    student_data = dataset.select_landmarks(student_landmarks) if student_landmarks else dataset
+    train_set = student_data.subset(train_rows)
+    validation_set = student_data.subset(validation_rows)
+    test_set = student_data.subset(test_rows)
+    refit_rows = np.concatenate([train_rows, validation_rows])
+    refit_targets = targets_for(refit_rows) if refit else None
+    runs: dict[str, list[dict[str, Any]]] = {KNN: [knn_metrics], DIRECT: [], DISTILLED: []}
+    histories: dict[str, list[EpochStats]] = {}
+    confusions: dict[str, np.ndarray] = {
+        KNN: confusion_matrix(labels[test_rows], knn_predicted, n_classes=n_classes)
+    }
+    checkpoint_extra = {
+        "source": dataset.source,
+        "student_landmarks": (
+            None
+            if student_landmarks is None
+            else [student_landmarks]
+            if isinstance(student_landmarks, str)
+            else list(student_landmarks)
+        ),
+        "teacher": teacher.to_dict(),
+        "k": k,
+        "temperature": temperature,
+    }
+    clock = time.perf_counter()
+    for seed in seeds:
+        config = replace(base_config, seed=int(seed), device=device, threads=threads)
+        for method, targets in ((DIRECT, None), (DISTILLED, train_targets)):
+            short = "direct" if targets is None else "distilled"
+            with reporter.training(f"{short} seed {seed}", config.epochs) as callback:
+                result = train(
+                    train_set=train_set,
+                    validation_set=validation_set,
+                    config=config,
+                    teacher_targets=targets,
+                    progress=callback,
+                )
+            selected = result
+            if refit:
+                refit_config = replace(config, epochs=result.best_epoch)
+                with reporter.training(f"{short} refit seed {seed}", result.best_epoch) as cb:
+                    selected = train(
+                        train_set=student_data.subset(refit_rows),
+                        validation_set=None,
+                        config=refit_config,
+                        teacher_targets=None if targets is None else refit_targets,
+                        progress=cb,
+                    )
+            probabilities = predict_proba(selected.model, test_set, device="cpu")
+            predicted = probabilities.argmax(axis=1).astype(np.int64)
+            metrics: dict[str, Any] = classification_metrics(
+                labels[test_rows], predicted, n_classes=n_classes
+            )
+            cpu_ms, gpu_ms = _student_inference_ms(
+                selected, test_set, threads=threads, repeats=timing_repeats
+            )
+            metrics.update(
+                infer_ms=cpu_ms,
+                infer_ms_gpu=gpu_ms,
+                seed=int(seed),
+                best_epoch=result.best_epoch,
+                validation_accuracy=result.best_validation_accuracy,
+                train_seconds=result.seconds + (selected.seconds if refit else 0.0),
+            )
+            runs[method].append(metrics)
+            if seed == seeds[0]:
+                histories[short] = result.history
+                confusions[method] = confusion_matrix(
+                    labels[test_rows], predicted, n_classes=n_classes
+                )
+            reporter.message(
+                f"{short} seed {seed}: best epoch {result.best_epoch}, validation "
+                f"{100 * (result.best_validation_accuracy or 0):.1f} %, test "
+                f"{100 * metrics['accuracy']:.1f} %"
+            )
+            if out is not None:
+                path = out / "checkpoints" / f"{short}_seed{seed}.pt"
+                save_checkpoint(path, selected, extra={**checkpoint_extra, "method": method})
+                files.append(path)
+    stages["students"] = time.perf_counter() - clock
+
+    # 5. Report: plots first, so the recorded wall time covers everything but the tables.
+    if out is not None:
+        files.extend(_plots(out, k_scores, k, histories, confusions, dataset.class_names, seeds))
+    info = {
+        "dataset": {
+            "source": dataset.source,
+            "sequences": n,
+            "classes": n_classes,
+            "landmarks": dataset.n_landmarks,
+            "student_landmarks": checkpoint_extra["student_landmarks"],
+            "splits": {
+                name: {
+                    "sequences": int(split.size),
+                    "subjects": sorted(int(s) for s in np.unique(dataset.subjects[split])),
+                }
+                for name, split in (
+                    ("train", train_rows),
+                    ("validation", validation_rows),
+                    ("test", test_rows),
+                )
+            },
+        },
+        "teacher": teacher.to_dict(),
+        "k": k,
+        "k_validation_accuracy": {str(key): value for key, value in k_scores.items()},
+        "knn_references": int(knn_rows.size),
+        "temperature": temperature,
+        "temperature_validation": {f"{t:g}": v for t, v in temperature_scores.items()},
+        "distance_scale": scale,
+        "train_config": replace(base_config, device=device, threads=threads).to_dict(),
+        "seeds": [int(s) for s in seeds],
+        "refit": refit,
+        "student_device": str(resolve_device(device)),
+        "machine": _machine(threads),
+        "stage_seconds": stages,
+        "seconds": time.perf_counter() - started,
+        "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        **(metadata or {}),
+    }
+    document = write_results(
+        runs,
+        json_path=out / "results.json" if out is not None else None,
+        title=title,
+        metadata=info,
+    )
+    markdown = _markdown(document["summary"], title, info, runs)
+    if out is not None:
+        (out / "results.md").write_text(markdown, encoding="utf-8")
+        files.extend([out / "results.json", out / "results.md"])
+    return ExperimentResult(
+        title=title,
+        runs=runs,
+        summary=document["summary"],
+        document=document,
+        markdown=markdown,
+        k=k,
+        temperature=temperature,
+        out=out,
+        files=files,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _plots(
+    out: Path,
+    k_scores: dict[int, float],
+    k: int,
+    histories: dict[str, list[EpochStats]],
+    confusions: dict[str, np.ndarray],
+    class_names: list[str],
+    seeds: Sequence[int],
+) -> list[Path]:
+    """The k curve, the first seed's training curves and every method's test confusion."""
+    plots = out / "plots"
+    files = [
+        plot_k_curve(k_scores, plots / "knn_k.png", chosen=k),
+        plot_training_curves(histories, plots / "training.png", title=f"training, seed {seeds[0]}"),
+    ]
+    for method, matrix in confusions.items():
+        stem = {KNN: "knn", DIRECT: "direct", DISTILLED: "distilled"}[method]
+        files.append(
+            plot_confusion_matrix(
+                matrix,
+                plots / f"confusion_{stem}.png",
+                class_names=class_names,
+                title=f"{method}: test confusion",
+            )
+        )
+    return files
+
+
+def _markdown(
+    summary: dict[str, Any], title: str, info: dict[str, Any], runs: dict[str, list[dict]]
+) -> str:
+    """The table plus the notes a reader needs to trust it."""
+    splits = info["dataset"]["splits"]
+    lines = [results_markdown(summary, title=title)]
+    lines.append(
+        f"Splits (sequences / subjects): train {splits['train']['sequences']} / "
+        f"{splits['train']['subjects']}, validation {splits['validation']['sequences']} / "
+        f"{splits['validation']['subjects']}, test {splits['test']['sequences']} / "
+        f"{splits['test']['subjects']}. Scores in % on the test split"
+        + (f", mean ± std over {len(info['seeds'])} seeds." if len(info["seeds"]) > 1 else ".")
+    )
+    lines.append("")
+    lines.append(
+        f"Teacher: {info['teacher']['metric']} DTW"
+        + (f" on {' + '.join(info['teacher']['groups'])}" if info["teacher"]["groups"] else "")
+        + f"; k = {info['k']} chosen on validation "
+        f"({100 * info['k_validation_accuracy'][str(info['k'])]:.1f} %), "
+        f"{info['knn_references']} references; soft-target temperature "
+        f"{info['temperature']:g} chosen by validation cross-entropy"
+        + (", own entry left out" if info["teacher"]["leave_one_out"] else "")
+        + "."
+    )
+    epochs = info["train_config"]["epochs"]
+    best = [run["best_epoch"] for run in runs[DISTILLED]]
+    lines.append("")
+    lines.append(
+        f"Students: {epochs} epoch{'' if epochs == 1 else 's'} on {info['student_device']}, "
+        f"epoch chosen on validation "
+        f"(distilled: {best})"
+        + (", then refit on train + validation" if info["refit"] else "")
+        + "."
+    )
+    gpu = [
+        (method, [r["infer_ms_gpu"] for r in method_runs if r.get("infer_ms_gpu") is not None])
+        for method, method_runs in runs.items()
+    ]
+    machine = info["machine"]
+    lines.append("")
+    lines.append(
+        f"Inference ms/sample after a warm-up: k-NN = one test sequence against every "
+        f"reference plus the vote; students = batched CPU inference over the test split "
+        f"({machine['cpu_count']} CPU cores, {machine['torch_threads']} torch threads)."
+        + "".join(
+            f" GPU ({machine['cuda']}) {method}: {_format_ms(float(np.mean(v)))} ms/sample."
+            for method, v in gpu
+            if v
+        )
+    )
+    lines.append("")
+    lines.append(
+        f"Wall time {info['seconds']:.0f} s (teacher distances "
+        f"{info['stage_seconds']['teacher_distances']:.0f} s, students "
+        f"{info['stage_seconds']['students']:.0f} s)."
+    )
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def _concatenate(
+    splits: DatasetSplits, landmarks: Sequence[str] | None
+) -> tuple[MotionDataset, np.ndarray, np.ndarray, np.ndarray]:
+    """One dataset from three splits (padded to the longest), with the rows of each split.
+
+    ``landmarks`` selects groups first, so memory-mapped inputs are only read where needed.
+    """
+    parts = [splits.train, splits.validation, splits.test]
+    if landmarks:
+        parts = [p.select_landmarks(list(landmarks)) for p in parts]
+    frames = max(p.max_frames for p in parts)
+    sequences = np.zeros(
+        (sum(len(p) for p in parts), frames, parts[0].n_landmarks, 3), dtype=np.float32
+    )
+    start = 0
+    bounds = []
+    for part in parts:
+        sequences[start : start + len(part), : part.max_frames] = part.sequences
+        bounds.append(np.arange(start, start + len(part)))
+        start += len(part)
+    for part in parts[1:]:
+        if part.class_names != parts[0].class_names:
+            raise ValueError("the splits name their classes differently")
+        if part.landmark_names != parts[0].landmark_names:
+            raise ValueError("the splits name their landmarks differently")
+    combined = replace(
+        parts[0],
+        sequences=sequences,
+        lengths=np.concatenate([p.lengths for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        subjects=np.concatenate([p.subjects for p in parts]),
+    )
+    return combined, bounds[0], bounds[1], bounds[2]
+
+
+def _train_config(base: TrainConfig | None, epochs: int | None, default_epochs: int) -> TrainConfig:
+    """``base`` (default TrainConfig()) with the epoch count, and a warm-up that fits it."""
+    config = base or TrainConfig()
+    if epochs is not None:
+        config = replace(config, epochs=int(epochs))
+    elif base is None:
+        config = replace(config, epochs=default_epochs)
+    # A warm-up longer than a fifth of a short run wastes most of it.
+    return replace(config, warmup_epochs=min(config.warmup_epochs, max(1, config.epochs // 5)))
+
+
+def _subjects_rows(subjects: np.ndarray, wanted: Sequence[int], what: str) -> np.ndarray:
+    present = set(np.unique(subjects).tolist())
+    unknown = sorted(set(int(s) for s in wanted) - present)
+    if unknown:
+        raise ValueError(
+            f"{what} subject {unknown[0]} has no sequence (subjects present: {sorted(present)})"
+        )
+    return np.flatnonzero(np.isin(subjects, list(wanted)))
+
+
+def _subject_split(
+    subjects: np.ndarray,
+    test_subjects: Sequence[int],
+    validation_subjects: Sequence[int] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """Rows of train / validation / test by subject; validation defaults to the last training
+    subject. Returns the validation subjects too."""
+    test_rows = _subjects_rows(subjects, test_subjects, "test")
+    training = sorted(set(np.unique(subjects).tolist()) - {int(s) for s in test_subjects})
+    if validation_subjects is None:
+        if len(training) < 2:
+            raise ValueError(
+                f"need at least two training subjects to hold one out for validation, "
+                f"have {training}"
+            )
+        validation_subjects = [training[-1]]
+    overlap = sorted({int(s) for s in validation_subjects} & {int(s) for s in test_subjects})
+    if overlap:
+        raise ValueError(f"subject {overlap[0]} is both a validation and a test subject")
+    validation_rows = _subjects_rows(subjects, validation_subjects, "validation")
+    train_rows = np.setdiff1d(np.arange(len(subjects)), np.union1d(test_rows, validation_rows))
+    if train_rows.size == 0:
+        raise ValueError("no training subject is left after the validation and test subjects")
+    return train_rows, validation_rows, test_rows, sorted(int(s) for s in validation_subjects)
+
+
+def run_mhad(
+    *,
+    protocol: Literal["paper", "cross-subject"] = "paper",
+    validation_subjects: Sequence[int] | None = None,
+    quick: bool = False,
+    epochs: int | None = None,
+    seeds: Sequence[int] = (0,),
+    teacher: TeacherConfig | None = None,
+    train_config: TrainConfig | None = None,
+    refit: bool = False,
+    out: Path | None = None,
+    cache_dir: Path | None = None,
+    threads: int | None = None,
+    device: str = "auto",
+    per_class_limit: int | None = None,
+    class_limit: int | None = None,
+    reporter: Reporter | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> ExperimentResult:
+    """The experiment on the bundled UTD-MHAD skeletons.
+
+    The teacher's matrix covers all 861 sequences (cached once, shared by both protocols).
+
+    Parameters
+    ----------
+    protocol : {"paper", "cross-subject"}
+        ``"paper"``: subjects 1-5 train, 6-8 test; ``"cross-subject"``: 1, 3, 5, 7 / 2, 4, 6, 8.
+    validation_subjects : sequence of int, optional
+        Training subjects held out for every choice; default the last one (5, or 7).
+    quick : bool
+        Fewer epochs (:data:`QUICK_EPOCHS` instead of :data:`MHAD_EPOCHS`) and fewer timing
+        repeats: a check that everything works, in a few minutes.
+    epochs : int, optional
+        Training epochs (overrides the default and ``quick``).
+    per_class_limit : int, optional
+        Keep only the first this many sequences of each (subject, action): for tests.
+    class_limit : int, optional
+        Keep only the first this many actions: for tests.
+    seeds, teacher, train_config, refit, out, cache_dir, threads, device, reporter, metadata
+        As for :func:`run_experiment`.
+
+    Returns
+    -------
+    ExperimentResult
+
+    Raises
+    ------
+    ValueError
+        If the protocol or a subject is unknown.
+    FileNotFoundError
+        If the bundled data file is missing.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
+    dataset = load_mhad_all()
+    if class_limit is not None:
+        if class_limit < 2:
+            raise ValueError(f"class_limit must be >= 2, got {class_limit}")
+        dataset = dataset.subset(dataset.labels < class_limit)
+        dataset = replace(dataset, class_names=dataset.class_names[:class_limit])
+    if per_class_limit is not None:
+        if per_class_limit < 1:
+            raise ValueError(f"per_class_limit must be >= 1, got {per_class_limit}")
+        keys = dataset.subjects * 1000 + dataset.labels
+        keep = np.zeros(len(dataset), dtype=bool)
+        for key in np.unique(keys):
+            keep[np.flatnonzero(keys == key)[:per_class_limit]] = True
+        dataset = dataset.subset(keep)
+    train_subjects, test_subjects = PROTOCOLS[protocol]
+    train_rows, validation_rows, test_rows, held_out = _subject_split(
+        dataset.subjects, test_subjects, validation_subjects
+    )
+    config = _train_config(train_config, epochs, QUICK_EPOCHS if quick else MHAD_EPOCHS)
+    first = [s for s in train_subjects if s not in held_out]
+    title = (
+        f"UTD-MHAD, {protocol} protocol: train subjects {first}, validation {held_out}, "
+        f"test {list(test_subjects)}"
+    )
+    return run_experiment(
+        dataset,
+        train_index=train_rows,
+        validation_index=validation_rows,
+        test_index=test_rows,
+        teacher=teacher,
+        train_config=config,
+        seeds=seeds,
+        refit=refit,
+        out=out,
+        title=title,
+        cache_dir=cache_dir,
+        threads=threads,
+        device=device,
+        timing_repeats=3 if quick else 5,
+        reporter=reporter,
+        metadata={"protocol": protocol, "quick": quick, **(metadata or {})},
+    )
+
+
+def run_signum(
+    *,
+    data: Path,
+    quick: bool = False,
+    epochs: int | None = None,
+    seeds: Sequence[int] = (0,),
+    teacher: TeacherConfig | None = None,
+    train_config: TrainConfig | None = None,
+    refit: bool = False,
+    out: Path | None = None,
+    cache_dir: Path | None = None,
+    threads: int | None = None,
+    device: str = "auto",
+    reporter: Reporter | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> ExperimentResult:
+    """The experiment on SIGNUM landmarks in the paper's folder layout.
+
+    The teacher, as in the paper: the ``hand`` metric on each hand (21 landmarks, wrist
+    first), the two matrices summed. The students read both hands.
+
+    Parameters
+    ----------
+    data : pathlib.Path
+        The folder (see :func:`gkd.datasets.load_signum`).
+    quick : bool
+        :data:`QUICK_EPOCHS` training epochs.
+    epochs : int, optional
+        Training epochs (default ``TrainConfig().epochs``).
+    seeds, teacher, train_config, refit, out, cache_dir, threads, device, reporter, metadata
+        As for :func:`run_experiment`.
+
+    Returns
+    -------
+    ExperimentResult
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder or one of its files is missing (the message says what to obtain and how
+        to lay it out).
+    ValueError
+        If a file is malformed.
+    """
+    splits = load_signum(Path(data))
+    hands = ("left_hand", "right_hand")
+    dataset, train_rows, validation_rows, test_rows = _concatenate(splits, hands)
+    teacher = teacher or TeacherConfig(metric="hand", groups=hands)
+    config = _train_config(train_config, epochs, QUICK_EPOCHS if quick else TrainConfig().epochs)
+    return run_experiment(
+        dataset,
+        train_index=train_rows,
+        validation_index=validation_rows,
+        test_index=test_rows,
+        teacher=teacher,
+        train_config=config,
+        student_landmarks=hands,
+        seeds=seeds,
+        refit=refit,
+        out=out,
+        title="SIGNUM (both hands): k-NN teacher, direct transformer, distilled student",
+        cache_dir=cache_dir,
+        threads=threads,
+        device=device,
+        timing_repeats=3 if quick else 5,
+        reporter=reporter,
+        metadata={"data": str(Path(data).expanduser()), "quick": quick, **(metadata or {})},
+    )
+
+
+def run_npz(
+    *,
+    path: Path,
+    test_subjects: Sequence[int],
+    validation_subjects: Sequence[int] | None = None,
+    teacher: TeacherConfig | None = None,
+    student_landmarks: str | Sequence[str] | None = None,
+    quick: bool = False,
+    epochs: int | None = None,
+    seeds: Sequence[int] = (0,),
+    train_config: TrainConfig | None = None,
+    refit: bool = False,
+    out: Path | None = None,
+    cache_dir: Path | None = None,
+    threads: int | None = None,
+    device: str = "auto",
+    reporter: Reporter | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> ExperimentResult:
+    """The experiment on data in the generic ``.npz`` format, split by subject.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file (see :func:`gkd.datasets.load_npz`).
+    test_subjects : sequence of int
+        Subjects held out for the final numbers.
+    validation_subjects : sequence of int, optional
+        Subjects held out for every choice; default the largest remaining subject id.
+    teacher : TeacherConfig, optional
+        Distance settings; default ``TeacherConfig()`` (Procrustes DTW on all landmarks).
+    student_landmarks : str or sequence of str, optional
+        Groups or landmarks the students read; default all.
+    quick : bool
+        :data:`QUICK_EPOCHS` training epochs.
+    epochs : int, optional
+        Training epochs (default ``TrainConfig().epochs``).
+    seeds, train_config, refit, out, cache_dir, threads, device, reporter, metadata
+        As for :func:`run_experiment`.
+
+    Returns
+    -------
+    ExperimentResult
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file is malformed or a subject is unknown.
+    """
+    dataset = load_npz(Path(path))
+    if not test_subjects:
+        raise ValueError("test_subjects must name at least one subject")
+    train_rows, validation_rows, test_rows, held_out = _subject_split(
+        dataset.subjects, test_subjects, validation_subjects
+    )
+    config = _train_config(train_config, epochs, QUICK_EPOCHS if quick else TrainConfig().epochs)
+    return run_experiment(
+        dataset,
+        train_index=train_rows,
+        validation_index=validation_rows,
+        test_index=test_rows,
+        teacher=teacher,
+        train_config=config,
+        student_landmarks=student_landmarks,
+        seeds=seeds,
+        refit=refit,
+        out=out,
+        title=(
+            f"{Path(path).name}: validation subjects {held_out}, test subjects "
+            f"{sorted(int(s) for s in test_subjects)}"
+        ),
+        cache_dir=cache_dir,
+        threads=threads,
+        device=device,
+        timing_repeats=3 if quick else 5,
+        reporter=reporter,
+        metadata={"data": str(Path(path).expanduser()), "quick": quick, **(metadata or {})},
+    )
+
+
+def predict_file(
+    *,
+    checkpoint: Path,
+    data: Path,
+    device: str = "cpu",
+    batch_size: int = 256,
+) -> Predictions:
+    """Classify every sequence of a generic ``.npz`` file with a saved student.
+
+    The landmarks the student was trained on (recorded in checkpoints written by
+    :func:`run_experiment`, e.g. both hands for SIGNUM) are selected from the file first.
+
+    Parameters
+    ----------
+    checkpoint : pathlib.Path
+        A student checkpoint (``checkpoints/*.pt`` of an experiment).
+    data : pathlib.Path
+        Sequences in the generic ``.npz`` format.
+    device : {"cpu", "cuda", "auto"}, default "cpu"
+        Where to run the model.
+    batch_size : int, default 256
+        Sequences per forward pass.
+
+    Returns
+    -------
+    Predictions
+
+    Raises
+    ------
+    FileNotFoundError
+        If either file does not exist.
+    ValueError
+        If the checkpoint is not a gkd student, or the data's landmarks do not fit it.
+    """
+    model, info = load_checkpoint(Path(checkpoint), device=device)
+    dataset = load_npz(Path(data))
+    extra = info.get("extra") or {}
+    landmarks = extra.get("student_landmarks")
+    if landmarks:
+        try:
+            dataset = dataset.select_landmarks(landmarks)
+        except ValueError as error:
+            raise ValueError(
+                f"{data}: the student reads landmarks {landmarks}, which this file lacks ({error})"
+            ) from error
+    if dataset.n_landmarks * 3 != model.n_inputs:
+        raise ValueError(
+            f"{data}: {dataset.n_landmarks} landmarks per frame, but the student in "
+            f"{checkpoint} reads {model.n_inputs // 3}"
+        )
+    probabilities = predict_proba(model, dataset, batch_size=batch_size)
+    class_names = list(info["class_names"])
+    labels = dataset.labels if dataset.class_names == class_names else None
+    return Predictions(
+        class_names=class_names,
+        probabilities=probabilities,
+        predicted=probabilities.argmax(axis=1).astype(np.int64),
+        labels=labels,
+    )

@@ -1,0 +1,407 @@
+"""The gkd-run command line: every command, its errors, and real subprocess runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import gkd.cache as cache_module
+import gkd.experiment as experiment
+from gkd.cache import DistanceCache, cached_pairwise, distance_key
+from gkd.cli import app
+from gkd.datasets import load_npz, make_synthetic_motion, make_synthetic_signum, save_npz
+
+runner = CliRunner()
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def gkd_run(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``gkd-run ARGS`` in a fresh interpreter (``python -m gkd``, so PATH does not matter)."""
+    return subprocess.run(
+        [sys.executable, "-m", "gkd", *(str(a) for a in args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def one_error_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert "Traceback" not in output
+    assert lines[0].startswith("gkd-run: error: ")
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def motion_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "motion.npz"
+    dataset = make_synthetic_motion(3, n_subjects=4, per_subject=3, n_landmarks=6, max_frames=16)
+    save_npz(dataset, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def signum_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("signum")
+    return make_synthetic_signum(
+        folder, n_classes=3, signers=(2, 1, 1), repetitions=2, frames=12, seed=1
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted(motion_file, tmp_path_factory) -> Path:
+    """Output folder of one small `gkd-run fit` run (shared by the predict tests)."""
+    out = tmp_path_factory.mktemp("fit")
+    result = invoke(
+        "fit",
+        motion_file,
+        "--test-subjects",
+        "4",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--out",
+        out,
+        "--cache-dir",
+        out / "cache",
+        "--quiet",
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ([], ["mhad", "signum", "fit", "distances", "predict"]),
+        (["mhad"], ["--protocol", "--quick", "--epochs", "--seeds", "--device", "--threads"]),
+        (["signum"], ["--data", "X_train.npy"]),
+        (["fit"], ["--test-subjects", "--metric", "--groups", "--student-landmarks"]),
+        (["distances"], ["--metric", "--band", "--block-rows", "resumes"]),
+        (["predict"], ["--csv", "--output", "checkpoint"]),
+    ],
+)
+def test_help_names_the_options(command, expected):
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    for word in expected:
+        assert word in result.output
+    assert "--per-class-limit" not in result.output
+
+
+def test_no_arguments_shows_help():
+    result = invoke()
+    assert result.exit_code in (0, 2)
+    assert "Commands" in result.output
+
+
+def test_signum_without_data_says_what_to_do():
+    result = invoke("signum")
+    assert result.exit_code == 2
+    line = one_error_line(result.output)
+    assert "obtain" in line and "X_train.npy" in line and "gkd-run signum --data DIR" in line
+
+
+def test_signum_with_a_wrong_folder(tmp_path):
+    result = invoke("signum", "--data", tmp_path)
+    assert result.exit_code == 2
+    line = one_error_line(result.output)
+    assert "X_train.npy" in line and f"gkd-run signum --data {tmp_path}" in line
+
+
+def test_signum_on_synthetic_data(signum_folder, tmp_path):
+    result = invoke(
+        "signum",
+        "--data",
+        signum_folder,
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "out",
+        "--cache-dir",
+        tmp_path / "cache",
+        "--quiet",
+    )
+    assert result.exit_code == 0, result.output
+    assert "| Student (distilled) |" in result.output
+    metadata = json.loads((tmp_path / "out" / "results.json").read_text())["metadata"]
+    assert metadata["teacher"]["metric"] == "hand"
+    assert metadata["teacher"]["groups"] == ["left_hand", "right_hand"]
+    assert metadata["dataset"]["student_landmarks"] == ["left_hand", "right_hand"]
+    assert metadata["dataset"]["landmarks"] == 42
+    # two cached matrices, one per hand
+    assert len(list((tmp_path / "cache" / "distances").iterdir())) == 2
+
+
+def test_fit_writes_results(fitted):
+    document = json.loads((fitted / "results.json").read_text())
+    assert document["metadata"]["command"].startswith("gkd-run")
+    assert document["metadata"]["dataset"]["splits"]["test"]["subjects"] == [4]
+    assert (fitted / "results.md").read_text().startswith("### motion.npz")
+    assert (fitted / "checkpoints" / "distilled_seed0.pt").is_file()
+
+
+def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
+    result = invoke(
+        "fit",
+        motion_file,
+        "--test-subjects",
+        "4",
+        "--validation-subjects",
+        "3",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "out",
+        "--cache-dir",
+        tmp_path / "cache",
+    )
+    assert result.exit_code == 0, result.output
+    for text in ("pairs", "k-NN: k =", "soft targets: temperature", "epochs", "results written"):
+        assert text in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--test-subjects", "9"], 1, "test subject 9 has no sequence"),
+        (["--test-subjects", "four"], 2, "whole numbers"),
+        (["--test-subjects", "4", "--validation-subjects", "4"], 1, "both a validation"),
+        (["--test-subjects", "4", "--metric", "euclid"], 2, "euclid"),
+        (["--test-subjects", "4", "--groups", "left_hand"], 1, "left_hand"),
+        (["--test-subjects", "4", "--temperature", "0"], 2, "positive"),
+        (["--test-subjects", "4", "--epochs", "0"], 2, "--epochs"),
+    ],
+)
+def test_fit_errors(motion_file, tmp_path, args, code, message):
+    result = invoke("fit", motion_file, *args, "--cache-dir", tmp_path, "--out", tmp_path / "o")
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    if code == 1:
+        one_error_line(result.output)
+
+
+def test_missing_and_corrupt_files(tmp_path):
+    result = invoke("fit", tmp_path / "none.npz", "--test-subjects", "1")
+    assert result.exit_code == 2
+    assert "none.npz does not exist" in one_error_line(result.output)
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"PK\x03\x04 this is not a zip archive")
+    result = invoke("distances", broken, tmp_path / "d.npy", "--cache-dir", tmp_path)
+    assert result.exit_code == 1
+    assert "broken.npz" in one_error_line(result.output)
+
+
+def test_debug_shows_the_exception(tmp_path):
+    result = invoke("fit", tmp_path / "none.npz", "--test-subjects", "1", "--debug")
+    assert result.exit_code != 0
+    assert isinstance(result.exception, FileNotFoundError)
+
+
+def test_unexpected_errors_and_interruptions(motion_file, tmp_path, monkeypatch):
+    def explode(**kwargs):
+        raise RuntimeError("something broke")
+
+    monkeypatch.setattr(experiment, "run_npz", explode)
+    result = invoke("fit", motion_file, "--test-subjects", "4", "--cache-dir", tmp_path)
+    assert result.exit_code == 1
+    assert "RuntimeError: something broke (rerun with --debug" in one_error_line(result.output)
+
+    def interrupt(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "run_npz", interrupt)
+    result = invoke("fit", motion_file, "--test-subjects", "4", "--cache-dir", tmp_path)
+    assert result.exit_code == 130
+    assert "run the same command again to resume" in one_error_line(result.output)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_a_gpu_is_a_usage_error():
+    result = invoke("mhad", "--device", "cuda")
+    assert result.exit_code == 2
+    assert "no CUDA GPU" in result.output
+
+
+def test_distances_command(motion_file, tmp_path):
+    out = tmp_path / "sub" / "d.npy"
+    result = invoke(
+        "distances", motion_file, out, "--metric", "procrustes-sum", "--band", "3",
+        "--cache-dir", tmp_path / "cache", "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output == ""
+    dataset = load_npz(motion_file)
+    expected = cached_pairwise(
+        dataset.sequences,
+        lengths=dataset.lengths,
+        metric="procrustes-sum",
+        band=3,
+        cache_dir=tmp_path / "cache",
+    )
+    assert np.array_equal(np.load(out), expected)
+    assert not [p for p in out.parent.iterdir() if p.name != "d.npy"]
+
+
+def test_distances_per_group_are_summed(signum_folder, tmp_path):
+    from gkd.datasets import load_signum
+
+    test = load_signum(signum_folder).test
+    save_npz(test, tmp_path / "test.npz")
+    result = invoke(
+        "distances", tmp_path / "test.npz", tmp_path / "d.npy", "--metric", "hand",
+        "--groups", "left_hand,right_hand", "--cache-dir", tmp_path / "cache",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    left = cached_pairwise(
+        test.select_landmarks("left_hand").sequences,
+        lengths=test.lengths,
+        metric="hand",
+        cache_dir=tmp_path / "cache",
+    )
+    right = cached_pairwise(
+        test.select_landmarks("right_hand").sequences,
+        lengths=test.lengths,
+        metric="hand",
+        cache_dir=tmp_path / "cache",
+    )
+    assert np.array_equal(np.load(tmp_path / "d.npy"), left + right)
+    assert "left_hand" in result.output and "right_hand" in result.output
+
+
+def test_predict_table_and_csv(fitted, motion_file, tmp_path):
+    checkpoint = fitted / "checkpoints" / "direct_seed0.pt"
+    table = invoke("predict", checkpoint, motion_file)
+    assert table.exit_code == 0, table.output
+    assert "predicted" in table.output and "class_0" in table.output
+    assert "accuracy against the file's labels" in table.output
+
+    result = invoke("predict", checkpoint, motion_file, "--csv", "--quiet")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.output)))
+    assert rows[0] == ["index", "predicted", "probability", "true"]
+    dataset = load_npz(motion_file)
+    assert len(rows) == len(dataset) + 1
+    assert all(0 < float(row[2]) <= 1 for row in rows[1:])
+    assert [row[3] for row in rows[1:]] == [dataset.class_names[c] for c in dataset.labels]
+
+    target = tmp_path / "p.csv"
+    result = invoke("predict", checkpoint, motion_file, "--output", target, "--quiet")
+    assert result.exit_code == 0 and result.output == ""
+    assert target.read_text() == invoke("predict", checkpoint, motion_file, "--csv").stdout
+
+
+def test_predict_errors(fitted, motion_file, tmp_path):
+    result = invoke("predict", tmp_path / "none.pt", motion_file)
+    assert result.exit_code == 2
+    assert "none.pt does not exist" in one_error_line(result.output)
+    (tmp_path / "fake.pt").write_bytes(b"not a checkpoint")
+    result = invoke("predict", tmp_path / "fake.pt", motion_file)
+    assert result.exit_code == 1
+    assert "fake.pt" in one_error_line(result.output)
+
+
+def test_subprocess_run_writes_the_same_matrix(motion_file, tmp_path):
+    out = tmp_path / "d.npy"
+    completed = gkd_run("distances", motion_file, out, "--cache-dir", tmp_path, "--quiet")
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "" and completed.stderr == ""
+    dataset = load_npz(motion_file)
+    expected = cached_pairwise(dataset.sequences, lengths=dataset.lengths, cache_dir=tmp_path)
+    assert np.array_equal(np.load(out), expected)
+
+
+def test_subprocess_errors_are_one_line(tmp_path):
+    completed = gkd_run("signum")
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert "gkd-run signum --data DIR" in one_error_line(completed.stderr)
+    completed = gkd_run("mhad", "--protocol", "sideways")
+    assert completed.returncode == 2
+    assert "sideways" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_killed_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
+    """SIGKILL a real `gkd-run distances` after its first block, rerun, compare bit for bit."""
+    dataset = make_synthetic_motion(
+        5, n_subjects=4, per_subject=3, n_landmarks=10, min_frames=40, max_frames=55, seed=3
+    )
+    data = tmp_path / "data.npz"
+    save_npz(dataset, data)
+    cache = DistanceCache(tmp_path / "cache")
+    key = distance_key(dataset.sequences, lengths=dataset.lengths)
+    folder = cache.entry(key)
+    block_rows = 2
+    args = ["distances", data, tmp_path / "out.npy", "--cache-dir", cache.root]
+    command = [sys.executable, "-m", "gkd", *map(str, args)]
+    log = tmp_path / "stderr.txt"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [*command, "--block-rows", str(block_rows), "--threads", "1", "--quiet"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not cache.block_paths(key):
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "no block was written within a minute"
+                time.sleep(0.005)
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not cache.matrix_path(key).exists(), "the run finished before it could be killed"
+    assert not (tmp_path / "out.npy").exists()
+    finished = {p.name: np.load(p) for p in cache.block_paths(key)}
+    n_blocks = -(-len(dataset) // block_rows)
+    assert 1 <= len(finished) < n_blocks
+
+    # Rerun (in process, to count the engine calls): only the missing blocks are computed.
+    calls = []
+
+    def counting_cross(*a, **kw):
+        calls.append(1)
+        return real_cross(*a, **kw)
+
+    real_cross = cache_module.cross
+    monkeypatch.setattr(cache_module, "cross", counting_cross)
+    result = invoke(*args, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert len(calls) == n_blocks - len(finished)
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+
+    uninterrupted = tmp_path / "fresh.npy"
+    result = invoke("distances", data, uninterrupted, "--cache-dir", tmp_path / "fresh")
+    assert result.exit_code == 0, result.output
+    resumed = np.load(tmp_path / "out.npy")
+    assert resumed.tobytes() == np.load(uninterrupted).tobytes()

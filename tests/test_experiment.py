@@ -1,0 +1,296 @@
+"""Whole experiments (gkd.experiment): choices on validation only, outputs, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import gkd.experiment as experiment
+from gkd.cache import cached_pairwise
+from gkd.datasets import make_synthetic_motion, save_npz
+from gkd.experiment import (
+    DIRECT,
+    DISTILLED,
+    KNN,
+    TeacherConfig,
+    predict_file,
+    run_experiment,
+    run_npz,
+)
+from gkd.teacher import soft_targets
+from gkd.train import TrainConfig, load_checkpoint, predict_proba
+
+TINY = TrainConfig(epochs=2, d_model=16, n_heads=2, n_layers=1, batch_size=16, warmup_epochs=1)
+
+
+@pytest.fixture(scope="module")
+def motion():
+    return make_synthetic_motion(3, n_subjects=4, per_subject=3, n_landmarks=6, max_frames=16)
+
+
+def rows(dataset, *subjects):
+    return np.flatnonzero(np.isin(dataset.subjects, subjects))
+
+
+def run(dataset, tmp_path, **options):
+    arguments = {
+        "train_index": rows(dataset, 1, 2),
+        "validation_index": rows(dataset, 3),
+        "test_index": rows(dataset, 4),
+        "train_config": TINY,
+        "cache_dir": tmp_path / "cache",
+        "device": "cpu",
+        "threads": 1,
+        "timing_repeats": 1,
+        **options,
+    }
+    return run_experiment(dataset, **arguments)
+
+
+def test_writes_table_json_plots_and_checkpoints(motion, tmp_path):
+    out = tmp_path / "out"
+    result = run(motion, tmp_path, out=out, seeds=(3, 4), metadata={"command": "test"})
+    assert set(result.runs) == {KNN, DIRECT, DISTILLED}
+    assert len(result.runs[KNN]) == 1 and len(result.runs[DISTILLED]) == 2
+    for method_runs in result.runs.values():
+        for metrics in method_runs:
+            assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["f1"] <= 1
+            assert metrics["infer_ms"] > 0
+    # the synthetic classes are easy for the geometric teacher
+    assert result.runs[KNN][0]["accuracy"] > 0.9
+    document = json.loads((out / "results.json").read_text())
+    assert document["metadata"]["command"] == "test"
+    assert document["metadata"]["k"] == result.k
+    assert document["metadata"]["seeds"] == [3, 4]
+    assert document["metadata"]["dataset"]["splits"]["validation"]["subjects"] == [3]
+    assert document["summary"][DIRECT]["accuracy"]["n"] == 2
+    markdown = (out / "results.md").read_text()
+    assert markdown == result.markdown
+    assert "| k-NN teacher |" in markdown and "mean ± std over 2 seeds" in markdown
+    names = {p.relative_to(out).as_posix() for p in result.files}
+    assert {
+        "results.json",
+        "results.md",
+        "plots/knn_k.png",
+        "plots/training.png",
+        "plots/confusion_knn.png",
+        "plots/confusion_distilled.png",
+        "checkpoints/direct_seed3.pt",
+        "checkpoints/distilled_seed4.pt",
+    } <= names
+    for path in result.files:
+        assert path.is_file() and path.stat().st_size > 0
+    model, info = load_checkpoint(out / "checkpoints" / "distilled_seed3.pt")
+    assert info["extra"]["k"] == result.k
+    assert info["extra"]["temperature"] == result.temperature
+    probabilities = predict_proba(model, motion.subset(rows(motion, 4)))
+    predicted = probabilities.argmax(axis=1)
+    accuracy = np.mean(predicted == motion.labels[rows(motion, 4)])
+    assert accuracy == pytest.approx(result.runs[DISTILLED][0]["accuracy"])
+
+
+def test_test_labels_never_influence_a_choice(motion, tmp_path, monkeypatch):
+    """Scrambling the test labels changes the test scores and nothing else."""
+    trained = []
+    real_train = experiment.train
+
+    def spy(**kwargs):
+        result = real_train(**kwargs)
+        trained.append((kwargs["teacher_targets"], [s.to_dict() for s in result.history]))
+        return result
+
+    monkeypatch.setattr(experiment, "train", spy)
+    first = run(motion, tmp_path)
+    scrambled = motion.subset(np.arange(len(motion)))
+    test = rows(motion, 4)
+    scrambled.labels[test] = np.random.default_rng(0).permutation(scrambled.labels[test])
+    scrambled.labels[test] = (scrambled.labels[test] + 1) % motion.n_classes
+    second = run(scrambled, tmp_path)
+    assert (first.k, first.temperature) == (second.k, second.temperature)
+    for (targets_a, history_a), (targets_b, history_b) in zip(
+        trained[:2], trained[2:], strict=True
+    ):
+        assert (targets_a is None) == (targets_b is None)
+        if targets_a is not None:
+            assert np.array_equal(targets_a, targets_b)
+        for a, b in zip(history_a, history_b, strict=True):
+            assert {k: v for k, v in a.items() if k != "seconds"} == {
+                k: v for k, v in b.items() if k != "seconds"
+            }
+    assert first.runs[KNN][0]["accuracy"] != second.runs[KNN][0]["accuracy"]
+
+
+def test_soft_targets_leave_each_training_sample_out(motion, tmp_path, monkeypatch):
+    captured = {}
+    real_train = experiment.train
+
+    def spy(**kwargs):
+        if kwargs["teacher_targets"] is not None:
+            captured["targets"] = kwargs["teacher_targets"]
+        return real_train(**kwargs)
+
+    monkeypatch.setattr(experiment, "train", spy)
+    result = run(motion, tmp_path, teacher=TeacherConfig(temperature=0.05))
+    assert result.temperature == 0.05
+    distances = cached_pairwise(
+        motion.sequences, lengths=motion.lengths, cache_dir=tmp_path / "cache"
+    )
+    train = rows(motion, 1, 2)
+    block = distances[np.ix_(train, train)]
+    off_diagonal = block[~np.eye(len(train), dtype=bool)]
+    scale = off_diagonal.max() - off_diagonal.min()
+    expected = soft_targets(
+        block / scale,
+        motion.labels[train],
+        n_classes=motion.n_classes,
+        temperature=0.05,
+        normalization="none",
+        self_index=np.arange(len(train)),
+    )
+    np.testing.assert_allclose(captured["targets"], expected, rtol=1e-12)
+    # the paper's global min-max gives the same targets (softmax ignores the shift)
+    paper = soft_targets(
+        block,
+        motion.labels[train],
+        n_classes=motion.n_classes,
+        temperature=0.05,
+        normalization="global",
+        self_index=np.arange(len(train)),
+    )
+    np.testing.assert_allclose(captured["targets"], paper, rtol=1e-9, atol=1e-12)
+
+
+def test_temperature_is_the_validation_cross_entropy_minimum(motion, tmp_path):
+    result = run(motion, tmp_path, teacher=TeacherConfig(temperatures=(0.01, 0.1, 1.0)))
+    scores = result.document["metadata"]["temperature_validation"]
+    assert set(scores) == {"0.01", "0.1", "1"}
+    best = min(scores, key=lambda t: scores[t]["cross_entropy"])
+    assert float(best) == result.temperature
+    # T = 1 on distances scaled to [0, 1] is almost uniform: the worst fit
+    assert scores["1"]["cross_entropy"] > scores[best]["cross_entropy"]
+
+
+def test_refit_trains_again_on_train_and_validation(motion, tmp_path, monkeypatch):
+    sizes = []
+    real_train = experiment.train
+
+    def spy(**kwargs):
+        sizes.append((len(kwargs["train_set"]), kwargs["validation_set"] is None))
+        return real_train(**kwargs)
+
+    monkeypatch.setattr(experiment, "train", spy)
+    run(motion, tmp_path, refit=True)
+    n_train, n_both = len(rows(motion, 1, 2)), len(rows(motion, 1, 2, 3))
+    assert sizes == [(n_train, False), (n_both, True), (n_train, False), (n_both, True)]
+
+
+@pytest.mark.parametrize(
+    ("indices", "message"),
+    [
+        ({"test_index": [0, 1]}, "both the train and test"),
+        ({"validation_index": []}, "non-empty"),
+        ({"test_index": [10_000]}, "outside"),
+        ({"test_index": [30, 30]}, "twice"),
+        ({"train_index": np.zeros(3, dtype=bool)}, "mask"),
+    ],
+)
+def test_bad_splits_are_refused(motion, tmp_path, indices, message):
+    with pytest.raises(ValueError, match=message):
+        run(motion, tmp_path, **indices)
+
+
+def test_bad_options_are_refused(motion, tmp_path):
+    with pytest.raises(ValueError, match="neither a landmark group"):
+        run(motion, tmp_path, student_landmarks="left_hand")
+    with pytest.raises(ValueError, match="seeds"):
+        run(motion, tmp_path, seeds=())
+    with pytest.raises(ValueError, match="temperatures"):
+        TeacherConfig(temperature=0.0)
+    with pytest.raises(ValueError, match="normalization"):
+        TeacherConfig(normalization="max")  # type: ignore[arg-type]
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            run(motion, tmp_path, device="cuda")
+
+
+def test_npz_experiment_and_prediction(motion, tmp_path):
+    path = tmp_path / "motion.npz"
+    save_npz(motion, path)
+    with pytest.raises(ValueError, match="test subject 9"):
+        run_npz(path=path, test_subjects=[9])
+    with pytest.raises(ValueError, match="both a validation and a test"):
+        run_npz(path=path, test_subjects=[4], validation_subjects=[4])
+    with pytest.raises(FileNotFoundError):
+        run_npz(path=tmp_path / "missing.npz", test_subjects=[4])
+    result = run_npz(
+        path=path,
+        test_subjects=[4],
+        train_config=TINY,
+        out=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        device="cpu",
+        threads=1,
+    )
+    assert result.document["metadata"]["dataset"]["splits"]["train"]["subjects"] == [1, 2]
+    predictions = predict_file(checkpoint=tmp_path / "out/checkpoints/direct_seed0.pt", data=path)
+    assert predictions.probabilities.shape == (len(motion), motion.n_classes)
+    np.testing.assert_allclose(predictions.probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.array_equal(predictions.labels, motion.labels)
+    assert np.all(predictions.confidence >= 1.0 / motion.n_classes)
+
+    other = make_synthetic_motion(3, n_subjects=1, per_subject=1, n_landmarks=4)
+    save_npz(other, tmp_path / "other.npz")
+    with pytest.raises(ValueError, match="4 landmarks per frame"):
+        predict_file(
+            checkpoint=tmp_path / "out/checkpoints/direct_seed0.pt", data=tmp_path / "other.npz"
+        )
+
+
+def test_mhad_end_to_end_in_a_subprocess(tmp_path):
+    """`gkd-run mhad --quick` as a user runs it, on a slice of the bundled data (six actions,
+    one sequence per subject and action) so that it takes seconds."""
+    out = tmp_path / "out"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gkd",
+            "mhad",
+            "--quick",
+            "--epochs",
+            "1",
+            "--per-class-limit",
+            "1",
+            "--class-limit",
+            "6",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""
+    assert "| k-NN teacher |" in completed.stdout
+    assert "UTD-MHAD, paper protocol" in completed.stdout
+    document = json.loads((out / "results.json").read_text())
+    splits = document["metadata"]["dataset"]["splits"]
+    assert splits["test"]["subjects"] == [6, 7, 8]
+    assert splits["validation"]["subjects"] == [5]
+    assert splits["train"]["sequences"] == 4 * 6
+    # a correct Procrustes-DTW k-NN recognises most actions even from 5 examples each
+    assert document["summary"][KNN]["accuracy"]["mean"] > 0.5
+    assert Path(out / "checkpoints" / "distilled_seed0.pt").is_file()
