@@ -6,18 +6,22 @@ use.** gkd's own metrics live in :mod:`gkd.distances`.
 Why a NumPy copy when the engine has ``metric="procrustes-paper"``: the engine emulates the
 published frame cost in closed form (transposed rotation, per-landmark norm sum, degenerate frames
 as zero shapes) and agrees with the published code wherever the rotation is unique. It is not
-unique on many frames of the scrambled layout (``load_mhad_all(layout="paper-scrambled")``): a
-"frame" with a single non-zero value slot is, once centred, a rank-1 shape, so its cross-covariance
-with any other frame is rank-1 up to rounding. Every rotation about the dominant axis is then
-equally good for the SVD, and the published value depends on which one LAPACK's ``dgesdd``
-(through ``numpy.linalg.svd``) happens to return from the rounding noise. The per-landmark norm sum
-is not invariant to that free rotation, so the engine's choice can differ from LAPACK's by several
-per cent on such pairs. This module makes the same calls as the published code, on bit-identical
-inputs where NumPy allows it (see :func:`cross_covariances`), so it inherits LAPACK's choices.
+unique on many frame pairs of the scrambled layout (``load_mhad_all(layout="paper-scrambled")``):
+its padding zeros fill whole runs of value slots, and two centred frames whose non-zero slots do not
+overlap (or a frame with a single non-zero slot) have a cross-covariance that is rank-1 up to
+rounding; about 13 % of random scrambled frame pairs do, and none of the real frames. Every rotation
+about the dominant axis is then equally good, and the published value depends on which one LAPACK's
+``dgesdd`` (through ``numpy.linalg.svd``) happens to return from the rounding noise. The
+per-landmark norm sum is not invariant to that free rotation, so the engine's choice can change
+such a frame cost by up to ~0.9 and a sequence distance by several per cent (27 % at worst on the
+paper's matrix; the nearest neighbours are unaffected). This module makes the same calls as the
+published code, on bit-identical inputs where NumPy allows it (see :func:`cross_covariances`), so
+it inherits LAPACK's choices.
 
-It is slow: one LAPACK SVD per frame pair, about 7 µs per frame pair on one core of the
-development machine (a 125-frame pair of sequences: ~0.1 s; the paper's 322 x 539 matrix: hours).
-The engine computes the same matrix in about a minute.
+It is slow: one LAPACK SVD per frame pair, about 3.3 µs per frame pair on one core of the
+development machine (two 68-frame sequences: ~15 ms; one query against the paper's 539 references:
+~8.5 s; the paper's 322 x 539 matrix: ~45 min). The engine's ``procrustes-paper`` computes that
+matrix in 2-4 minutes on two threads.
 
 The published frame cost, for frames ``X`` and ``Y`` (``L x 3``):
 
@@ -221,8 +225,8 @@ def published_distances(
     A compatibility function for reproducing the published UTD-MHAD numbers (issue 7); see the
     module docstring for the arithmetic and why it exists next to the engine's
     ``metric="procrustes-paper"``. Feed it ``load_mhad_all(layout="paper-scrambled")`` sequences
-    to get what the paper got. Each frame pair costs one LAPACK SVD: expect about 7 µs per frame
-    pair on one core, e.g. ~0.03 s for two 68-frame sequences.
+    to get what the paper got. Each frame pair costs one LAPACK SVD: expect about 3.3 µs per
+    frame pair on one core, e.g. ~15 ms for two 68-frame sequences.
 
     Parameters
     ----------
