@@ -19,7 +19,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -63,7 +63,8 @@ class TrainConfig:
     Model
         d_model, n_heads, n_layers, dim_feedforward (None: 2 * d_model), dropout,
         frames_per_token, preprocessing (see :class:`gkd.student.MotionTransformer` and
-        :class:`gkd.student.Preprocessing`).
+        :class:`gkd.student.Preprocessing`; None: ``Preprocessing.for_landmarks`` of the
+        training set's landmark names, i.e. centred on the hip centre when there is one).
     Optimisation
         epochs, batch_size, lr (peak), weight_decay (AdamW, not on biases and norms),
         warmup_epochs (linear warm-up, then cosine decay to zero), grad_clip (max gradient norm,
@@ -88,7 +89,7 @@ class TrainConfig:
     dim_feedforward: int | None = None
     dropout: float = 0.1
     frames_per_token: int = 1
-    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    preprocessing: Preprocessing | None = None
     epochs: int = 60
     batch_size: int = 32
     lr: float = 1e-3
@@ -159,7 +160,8 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-type form (for checkpoints and JSON)."""
         out = asdict(self)
-        out["preprocessing"] = self.preprocessing.to_dict()
+        if self.preprocessing is not None:
+            out["preprocessing"] = self.preprocessing.to_dict()
         return out
 
     @classmethod
@@ -194,7 +196,8 @@ class TrainResult:
     """A trained student and how it got there.
 
     ``model`` holds the weights of ``best_epoch`` (chosen on validation; the last epoch when
-    there was no validation set), in eval mode, on ``device``.
+    there was no validation set), in eval mode, on ``device``. ``config`` is the configuration
+    used, with the preprocessing filled in when it was left to the default.
     """
 
     model: MotionTransformer
@@ -473,6 +476,9 @@ def train(
         If a dataset lacks the ``MotionDataset`` attributes.
     """
     config = config or TrainConfig()
+    if config.preprocessing is None:
+        names = getattr(train_set, "landmark_names", None) or []
+        config = replace(config, preprocessing=Preprocessing.for_landmarks(names))
     device = resolve_device(config.device)
     sequences, lengths, labels = _dataset_arrays(train_set, "train_set")
     class_names = [str(name) for name in train_set.class_names]

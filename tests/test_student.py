@@ -138,6 +138,16 @@ def test_preprocess_velocities():
     assert torch.all(features[1, 2:] == 0)  # padding stays zero, velocities included
 
 
+def test_preprocessing_for_landmarks_finds_the_hips():
+    kinect = ["head", "shoulder_center", "spine", "hip_center", "left_shoulder"]
+    assert Preprocessing.for_landmarks(kinect).centre_landmarks == (3,)
+    pose = ["nose", "left_hip", "right_hip", "left_wrist"]
+    chosen = Preprocessing.for_landmarks(pose, velocities=True)
+    assert chosen.centre_landmarks == (1, 2)
+    assert chosen.velocities
+    assert Preprocessing.for_landmarks(["wrist", "thumb_cmc"]).centre_landmarks == ()
+
+
 def test_preprocessing_round_trips_through_dict():
     original = Preprocessing(centre="frame", centre_landmarks=(3, 1), scale=False, velocities=True)
     assert Preprocessing.from_dict(original.to_dict()) == original

@@ -228,6 +228,20 @@ def test_refit_without_validation_keeps_the_last_epoch_and_reports_progress(data
     assert result.best_validation_accuracy is None
 
 
+def test_default_preprocessing_follows_the_landmark_names(data, trained):
+    train_set, _ = data
+    assert trained.config.preprocessing == Preprocessing()  # no hip: the centroid
+    with_hip = replace(train_set, landmark_names=["head", "hip_center", "hand", "foot"])
+    result = train(train_set=with_hip, validation_set=None, config=tiny_config(epochs=1))
+    assert result.config.preprocessing == Preprocessing(centre_landmarks=(1,))
+    assert result.model.preprocessing == result.config.preprocessing
+    chosen = Preprocessing(centre="frame")
+    result = train(
+        train_set=with_hip, validation_set=None, config=tiny_config(epochs=1, preprocessing=chosen)
+    )
+    assert result.model.preprocessing == chosen
+
+
 def test_learning_rate_warms_up_then_decays(trained):
     rates = [s.lr for s in trained.history]
     peak = trained.config.lr
