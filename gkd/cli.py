@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import numpy as np
 import typer
@@ -35,6 +36,10 @@ from rich.table import Table
 from rich.text import Text
 
 from gkd.distances import Metric
+
+if TYPE_CHECKING:  # gkd.experiment imports torch: only where a command needs it
+    from gkd.experiment import ExperimentResult, Reporter
+    from gkd.train import EpochStats
 
 app = typer.Typer(
     name="gkd-run",
@@ -113,6 +118,15 @@ Temperature = Annotated[
         help="Fixed soft-target temperature (default: chosen on validation).",
     ),
 ]
+TrainConfigOption = Annotated[
+    str | None,
+    typer.Option(
+        "--train-config",
+        help="Student settings as a JSON object or a .json file of TrainConfig fields, e.g. "
+        '\'{"augment": true, "frames_per_token": 2}\'; --epochs and --quick still apply.',
+        show_default=False,
+    ),
+]
 CacheDir = Annotated[
     Path | None,
     typer.Option(
@@ -179,17 +193,22 @@ def _errors(debug: bool) -> Iterator[None]:
 
 
 class _Rate(ProgressColumn):
-    """Pairs (or epochs) per second, once there is a measurement."""
+    """Items per second (or seconds per item, for slow items), once there is a measurement."""
 
-    def __init__(self, unit: str) -> None:
+    def __init__(self, unit: str, *, per_item: bool = False) -> None:
         super().__init__()
         self.unit = unit
+        self.per_item = per_item
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        if speed is None:
+        if not speed:
             return Text("", style="progress.data.speed")
-        return Text(f"{speed:,.1f} {self.unit}/s", style="progress.data.speed")
+        if self.per_item:
+            text = f"{1.0 / speed:.1f} s/{self.unit}"
+        else:
+            text = f"{speed:,.0f} {self.unit}s/s" if speed >= 100 else f"{speed:.2g} {self.unit}s/s"
+        return Text(text, style="progress.data.speed")
 
 
 class RichReporter:
@@ -210,7 +229,7 @@ class RichReporter:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("pairs"),
-            _Rate("pairs"),
+            _Rate("pair"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=self.console,
@@ -224,7 +243,7 @@ class RichReporter:
             yield update
 
     @contextlib.contextmanager
-    def training(self, description: str, epochs: int) -> Iterator[Callable[[object], None]]:
+    def training(self, description: str, epochs: int) -> Iterator[Callable[[EpochStats], None]]:
         """A bar over epochs, showing the last validation accuracy."""
         with Progress(
             TextColumn("{task.description}"),
@@ -232,21 +251,22 @@ class RichReporter:
             MofNCompleteColumn(),
             TextColumn("epochs"),
             TextColumn("{task.fields[score]}"),
+            _Rate("epoch", per_item=True),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=self.console,
         ) as bar:
             task = bar.add_task(f"train {description}", total=epochs, score="")
 
-            def update(stats: object) -> None:
-                accuracy = getattr(stats, "validation_accuracy", None)
+            def update(stats: EpochStats) -> None:
+                accuracy = stats.validation_accuracy
                 score = "" if accuracy is None else f"val {100 * accuracy:.1f} %"
-                bar.update(task, completed=getattr(stats, "epoch", 0), score=score)
+                bar.update(task, completed=stats.epoch, score=score)
 
             yield update
 
 
-def _reporter(quiet: bool):  # -> gkd.experiment.Reporter
+def _reporter(quiet: bool) -> Reporter:
     from gkd.experiment import SilentReporter
 
     if quiet:
@@ -286,13 +306,37 @@ def _int_list(text: str | None, option: str) -> list[int] | None:
     return values
 
 
+def _train_settings(text: str | None) -> dict[str, object] | None:
+    """TrainConfig fields from inline JSON or a JSON file (checked by the experiment)."""
+    if text is None:
+        return None
+    source = text.strip()
+    if not source.startswith("{"):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise typer.BadParameter(
+                f"{source} is neither a JSON object nor an existing file",
+                param_hint="'--train-config'",
+            )
+        source = path.read_text(encoding="utf-8")
+    try:
+        values = json.loads(source)
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(
+            f"not valid JSON ({error})", param_hint="'--train-config'"
+        ) from None
+    if not isinstance(values, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint="'--train-config'")
+    return values
+
+
 def _name_list(text: str | None) -> tuple[str, ...]:
     if text is None:
         return ()
     return tuple(item for item in (part.strip() for part in text.split(",")) if item)
 
 
-def _finish(result, quiet: bool) -> None:  # result: gkd.experiment.ExperimentResult
+def _finish(result: ExperimentResult, quiet: bool) -> None:
     typer.echo(result.markdown, nl=False)
     if result.out is not None:
         _note(quiet, f"[green]results written to {result.out}[/green] ({result.seconds:.0f} s)")
@@ -323,6 +367,7 @@ def mhad(
     quick: Quick = False,
     refit: Refit = False,
     temperature: Temperature = None,
+    train_config: TrainConfigOption = None,
     cache_dir: CacheDir = None,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -351,6 +396,7 @@ def mhad(
             seeds=_seeds(seed, seeds),
             teacher=TeacherConfig(temperature=temperature),
             refit=refit,
+            train_config=_train_settings(train_config),
             out=out or Path("gkd-runs") / f"mhad-{protocol}",
             cache_dir=cache_dir,
             threads=threads,
@@ -382,6 +428,7 @@ def signum(
     quick: Quick = False,
     refit: Refit = False,
     temperature: Temperature = None,
+    train_config: TrainConfigOption = None,
     cache_dir: CacheDir = None,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -406,6 +453,7 @@ def signum(
                 metric="hand", groups=("left_hand", "right_hand"), temperature=temperature
             ),
             refit=refit,
+            train_config=_train_settings(train_config),
             out=out or Path("gkd-runs") / "signum",
             cache_dir=cache_dir,
             threads=threads,
@@ -448,6 +496,7 @@ def fit(
     quick: Quick = False,
     refit: Refit = False,
     temperature: Temperature = None,
+    train_config: TrainConfigOption = None,
     cache_dir: CacheDir = None,
     quiet: Quiet = False,
     debug: Debug = False,
@@ -476,6 +525,7 @@ def fit(
             epochs=epochs,
             seeds=_seeds(seed, seeds),
             refit=refit,
+            train_config=_train_settings(train_config),
             out=out or Path("gkd-runs") / data.stem,
             cache_dir=cache_dir,
             threads=threads,
@@ -501,7 +551,7 @@ def distances(
     ] = None,
     block_rows: Annotated[
         int | None,
-        typer.Option(min=1, help="Rows per resumable block (default: ~65,000 pairs a block)."),
+        typer.Option(min=1, help="Rows per resumable block (default: ~16,000 pairs a block)."),
     ] = None,
     cache_dir: CacheDir = None,
     quiet: Quiet = False,

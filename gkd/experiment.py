@@ -38,7 +38,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -101,6 +101,10 @@ QUICK_EPOCHS = 8
 # Softmax temperatures on min-max normalised distances (range 1): the paper's d̃ spans [0, 1],
 # so useful temperatures are far below 1 (at T = 1 every target is almost uniform).
 DEFAULT_TEMPERATURES: tuple[float, ...] = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+TrainSettings = TrainConfig | Mapping[str, Any] | None
+"""A full :class:`TrainConfig`, or a mapping of fields that override the data set's defaults."""
+
 
 # Method names: the rows of the results table and the keys of results.json.
 KNN, DIRECT, DISTILLED = "k-NN teacher", "Transformer (direct)", "Student (distilled)"
@@ -472,14 +476,23 @@ def _choose_temperature(
 
 
 def _training_scale(train_distances: np.ndarray, leave_one_out: bool) -> float:
-    """Range (max - min) of the train x train entries the soft targets use."""
-    if leave_one_out:
-        off = ~np.eye(train_distances.shape[0], dtype=bool)
-        used = train_distances[off] if off.any() else train_distances.ravel()
-    else:
-        used = train_distances.ravel()
-    spread = float(used.max() - used.min()) if used.size else 0.0
-    return spread if spread > 0 else 1.0
+    """Range (max - min) of the train x train entries the soft targets use.
+
+    With leave-one-out the diagonal is not used; rows are scanned in chunks so that no second
+    N x N array is made.
+    """
+    n = train_distances.shape[0]
+    low, high = np.inf, -np.inf
+    for start in range(0, n, 1024):
+        block = np.array(train_distances[start : start + 1024], dtype=np.float64)
+        if leave_one_out:
+            own = np.arange(start, start + block.shape[0])
+            block[own - start, own] = np.nan
+        if np.isnan(block).all():
+            continue
+        low, high = min(low, float(np.nanmin(block))), max(high, float(np.nanmax(block)))
+    spread = high - low
+    return spread if np.isfinite(spread) and spread > 0 else 1.0
 
 
 def _machine(threads: int | None) -> dict[str, Any]:
@@ -976,15 +989,31 @@ def _concatenate(
     return combined, bounds[0], bounds[1], bounds[2]
 
 
-def _train_config(base: TrainConfig | None, epochs: int | None, default_epochs: int) -> TrainConfig:
-    """``base`` (default TrainConfig()) with the epoch count, and a warm-up that fits it."""
-    config = base or TrainConfig()
+def _train_config(
+    settings: TrainSettings, *, epochs: int | None, quick: bool, default_epochs: int
+) -> TrainConfig:
+    """The training configuration of a data-set experiment.
+
+    A :class:`TrainConfig` is taken as it is; a mapping overrides fields of ``TrainConfig()``
+    with ``default_epochs`` (and, unless it names one, a warm-up that fits the run). ``quick``
+    and then ``epochs`` override the epoch count of either.
+    """
+    if isinstance(settings, TrainConfig):
+        config = settings
+        fit_warmup = False
+    else:
+        overrides = dict(settings or {})
+        config = TrainConfig.from_dict({"epochs": default_epochs, **overrides})
+        fit_warmup = "warmup_epochs" not in overrides
+    if quick:
+        config = replace(config, epochs=QUICK_EPOCHS)
     if epochs is not None:
         config = replace(config, epochs=int(epochs))
-    elif base is None:
-        config = replace(config, epochs=default_epochs)
-    # A warm-up longer than a fifth of a short run wastes most of it.
-    return replace(config, warmup_epochs=min(config.warmup_epochs, max(1, config.epochs // 5)))
+    if fit_warmup:
+        # A warm-up longer than a fifth of a short run wastes most of it.
+        warmup = min(config.warmup_epochs, max(1, config.epochs // 5))
+        config = replace(config, warmup_epochs=warmup)
+    return config
 
 
 def _subjects_rows(subjects: np.ndarray, wanted: Sequence[int], what: str) -> np.ndarray:
@@ -1031,7 +1060,7 @@ def run_mhad(
     epochs: int | None = None,
     seeds: Sequence[int] = (0,),
     teacher: TeacherConfig | None = None,
-    train_config: TrainConfig | None = None,
+    train_config: TrainSettings = None,
     refit: bool = False,
     out: Path | None = None,
     cache_dir: Path | None = None,
@@ -1056,12 +1085,15 @@ def run_mhad(
         Fewer epochs (:data:`QUICK_EPOCHS` instead of :data:`MHAD_EPOCHS`) and fewer timing
         repeats: a check that everything works, in a few minutes.
     epochs : int, optional
-        Training epochs (overrides the default and ``quick``).
+        Training epochs (overrides the default, ``train_config`` and ``quick``).
+    train_config : TrainConfig or mapping, optional
+        A full configuration, or fields overriding ``TrainConfig()`` with
+        :data:`MHAD_EPOCHS` epochs.
     per_class_limit : int, optional
         Keep only the first this many sequences of each (subject, action): for tests.
     class_limit : int, optional
         Keep only the first this many actions: for tests.
-    seeds, teacher, train_config, refit, out, cache_dir, threads, device, reporter, metadata
+    seeds, teacher, refit, out, cache_dir, threads, device, reporter, metadata
         As for :func:`run_experiment`.
 
     Returns
@@ -1095,7 +1127,7 @@ def run_mhad(
     train_rows, validation_rows, test_rows, held_out = _subject_split(
         dataset.subjects, test_subjects, validation_subjects
     )
-    config = _train_config(train_config, epochs, QUICK_EPOCHS if quick else MHAD_EPOCHS)
+    config = _train_config(train_config, epochs=epochs, quick=quick, default_epochs=MHAD_EPOCHS)
     first = [s for s in train_subjects if s not in held_out]
     title = (
         f"UTD-MHAD, {protocol} protocol: train subjects {first}, validation {held_out}, "
@@ -1128,7 +1160,7 @@ def run_signum(
     epochs: int | None = None,
     seeds: Sequence[int] = (0,),
     teacher: TeacherConfig | None = None,
-    train_config: TrainConfig | None = None,
+    train_config: TrainSettings = None,
     refit: bool = False,
     out: Path | None = None,
     cache_dir: Path | None = None,
@@ -1149,8 +1181,10 @@ def run_signum(
     quick : bool
         :data:`QUICK_EPOCHS` training epochs.
     epochs : int, optional
-        Training epochs (default ``TrainConfig().epochs``).
-    seeds, teacher, train_config, refit, out, cache_dir, threads, device, reporter, metadata
+        Training epochs (default ``TrainConfig().epochs``; overrides ``train_config``).
+    train_config : TrainConfig or mapping, optional
+        A full configuration, or fields overriding ``TrainConfig()``.
+    seeds, teacher, refit, out, cache_dir, threads, device, reporter, metadata
         As for :func:`run_experiment`.
 
     Returns
@@ -1169,7 +1203,9 @@ def run_signum(
     hands = ("left_hand", "right_hand")
     dataset, train_rows, validation_rows, test_rows = _concatenate(splits, hands)
     teacher = teacher or TeacherConfig(metric="hand", groups=hands)
-    config = _train_config(train_config, epochs, QUICK_EPOCHS if quick else TrainConfig().epochs)
+    config = _train_config(
+        train_config, epochs=epochs, quick=quick, default_epochs=TrainConfig().epochs
+    )
     return run_experiment(
         dataset,
         train_index=train_rows,
@@ -1201,7 +1237,7 @@ def run_npz(
     quick: bool = False,
     epochs: int | None = None,
     seeds: Sequence[int] = (0,),
-    train_config: TrainConfig | None = None,
+    train_config: TrainSettings = None,
     refit: bool = False,
     out: Path | None = None,
     cache_dir: Path | None = None,
@@ -1227,8 +1263,10 @@ def run_npz(
     quick : bool
         :data:`QUICK_EPOCHS` training epochs.
     epochs : int, optional
-        Training epochs (default ``TrainConfig().epochs``).
-    seeds, train_config, refit, out, cache_dir, threads, device, reporter, metadata
+        Training epochs (default ``TrainConfig().epochs``; overrides ``train_config``).
+    train_config : TrainConfig or mapping, optional
+        A full configuration, or fields overriding ``TrainConfig()``.
+    seeds, refit, out, cache_dir, threads, device, reporter, metadata
         As for :func:`run_experiment`.
 
     Returns
@@ -1248,7 +1286,9 @@ def run_npz(
     train_rows, validation_rows, test_rows, held_out = _subject_split(
         dataset.subjects, test_subjects, validation_subjects
     )
-    config = _train_config(train_config, epochs, QUICK_EPOCHS if quick else TrainConfig().epochs)
+    config = _train_config(
+        train_config, epochs=epochs, quick=quick, default_epochs=TrainConfig().epochs
+    )
     return run_experiment(
         dataset,
         train_index=train_rows,

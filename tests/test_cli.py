@@ -24,6 +24,8 @@ from gkd.cli import app
 from gkd.datasets import load_npz, make_synthetic_motion, make_synthetic_signum, save_npz
 
 runner = CliRunner()
+# A small student, so that training takes a fraction of a second.
+TINY = '{"d_model": 16, "n_heads": 2, "n_layers": 1}'
 
 
 def invoke(*args: object):
@@ -76,6 +78,8 @@ def fitted(motion_file, tmp_path_factory) -> Path:
         "4",
         "--epochs",
         "1",
+        "--train-config",
+        TINY[:-1] + ', "epochs": 5}',
         "--device",
         "cpu",
         "--threads",
@@ -136,6 +140,8 @@ def test_signum_on_synthetic_data(signum_folder, tmp_path):
         signum_folder,
         "--epochs",
         "1",
+        "--train-config",
+        TINY,
         "--device",
         "cpu",
         "--out",
@@ -157,6 +163,8 @@ def test_signum_on_synthetic_data(signum_folder, tmp_path):
 
 def test_fit_writes_results(fitted):
     document = json.loads((fitted / "results.json").read_text())
+    config = document["metadata"]["train_config"]
+    assert (config["d_model"], config["n_layers"], config["epochs"]) == (16, 1, 1)
     assert document["metadata"]["command"].startswith("gkd-run")
     assert document["metadata"]["dataset"]["splits"]["test"]["subjects"] == [4]
     assert (fitted / "results.md").read_text().startswith("### motion.npz")
@@ -173,6 +181,8 @@ def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
         "3",
         "--epochs",
         "1",
+        "--train-config",
+        TINY,
         "--device",
         "cpu",
         "--out",
@@ -195,6 +205,9 @@ def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
         (["--test-subjects", "4", "--groups", "left_hand"], 1, "left_hand"),
         (["--test-subjects", "4", "--temperature", "0"], 2, "positive"),
         (["--test-subjects", "4", "--epochs", "0"], 2, "--epochs"),
+        (["--test-subjects", "4", "--train-config", "{nope"], 2, "not valid JSON"),
+        (["--test-subjects", "4", "--train-config", "[1]"], 2, "neither a JSON object"),
+        (["--test-subjects", "4", "--train-config", '{"layers": 1}'], 1, "unknown TrainConfig"),
     ],
 )
 def test_fit_errors(motion_file, tmp_path, args, code, message):

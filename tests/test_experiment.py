@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +191,21 @@ def test_refit_trains_again_on_train_and_validation(motion, tmp_path, monkeypatc
     assert sizes == [(n_train, False), (n_both, True), (n_train, False), (n_both, True)]
 
 
+def test_training_settings_of_data_set_experiments():
+    settings = experiment._train_config
+    default = settings(None, epochs=None, quick=False, default_epochs=40)
+    assert default == replace(TrainConfig(), epochs=40)
+    quick = settings({"d_model": 32}, epochs=None, quick=True, default_epochs=40)
+    assert (quick.d_model, quick.epochs) == (32, experiment.QUICK_EPOCHS)
+    assert quick.warmup_epochs <= max(1, experiment.QUICK_EPOCHS // 5)
+    assert settings({"epochs": 7}, epochs=None, quick=False, default_epochs=40).epochs == 7
+    assert settings({"epochs": 7}, epochs=3, quick=True, default_epochs=40).epochs == 3
+    exact = TrainConfig(epochs=4, warmup_epochs=4)
+    assert settings(exact, epochs=None, quick=False, default_epochs=40) == exact
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        settings({"layers": 2}, epochs=None, quick=False, default_epochs=40)
+
+
 @pytest.mark.parametrize(
     ("indices", "message"),
     [
@@ -269,6 +285,8 @@ def test_mhad_end_to_end_in_a_subprocess(tmp_path):
             "1",
             "--class-limit",
             "6",
+            "--train-config",
+            '{"d_model": 16, "n_heads": 2, "n_layers": 1}',
             "--device",
             "cpu",
             "--out",
