@@ -745,6 +745,7 @@ def run_experiment(
         "temperature": temperature,
     }
     clock = time.perf_counter()
+    effective: TrainConfig | None = None
     for seed in seeds:
         config = replace(base_config, seed=int(seed), device=device, threads=threads)
         for method, targets in ((DIRECT, None), (DISTILLED, train_targets)):
@@ -757,6 +758,8 @@ def run_experiment(
                     teacher_targets=targets,
                     progress=callback,
                 )
+            # The config as trained (e.g. preprocessing filled in from the landmarks).
+            effective = effective or result.config
             selected = result
             if refit:
                 refit_config = replace(config, epochs=result.best_epoch)
@@ -830,7 +833,7 @@ def run_experiment(
         "temperature": temperature,
         "temperature_validation": {f"{t:g}": v for t, v in temperature_scores.items()},
         "distance_scale": scale,
-        "train_config": replace(base_config, device=device, threads=threads).to_dict(),
+        "train_config": effective.to_dict() if effective is not None else None,
         "seeds": [int(s) for s in seeds],
         "refit": refit,
         "student_device": str(resolve_device(device)),
@@ -912,7 +915,12 @@ def _markdown(
         + f"; k = {info['k']} chosen on validation "
         f"({100 * info['k_validation_accuracy'][str(info['k'])]:.1f} %), "
         f"{info['knn_references']} references; soft-target temperature "
-        f"{info['temperature']:g} chosen by validation cross-entropy"
+        f"{info['temperature']:g} "
+        + (
+            "(given)"
+            if info["teacher"]["temperature"] is not None
+            else "chosen by validation cross-entropy"
+        )
         + (", own entry left out" if info["teacher"]["leave_one_out"] else "")
         + "."
     )

@@ -71,6 +71,9 @@ def test_writes_table_json_plots_and_checkpoints(motion, tmp_path):
     assert document["metadata"]["seeds"] == [3, 4]
     assert document["metadata"]["dataset"]["splits"]["validation"]["subjects"] == [3]
     assert document["summary"][DIRECT]["accuracy"]["n"] == 2
+    # the configuration as trained: TINY's fields, preprocessing filled in by training
+    assert document["metadata"]["train_config"]["d_model"] == TINY.d_model
+    assert document["metadata"]["train_config"]["preprocessing"] is not None
     markdown = (out / "results.md").read_text()
     assert markdown == result.markdown
     assert "| k-NN teacher |" in markdown and "mean ± std over 2 seeds" in markdown
@@ -139,6 +142,7 @@ def test_soft_targets_leave_each_training_sample_out(motion, tmp_path, monkeypat
     monkeypatch.setattr(experiment, "train", spy)
     result = run(motion, tmp_path, teacher=TeacherConfig(temperature=0.05))
     assert result.temperature == 0.05
+    assert "temperature 0.05 (given)" in result.markdown
     distances = cached_pairwise(
         motion.sequences, lengths=motion.lengths, cache_dir=tmp_path / "cache"
     )
