@@ -299,7 +299,7 @@ def soft_targets(
     reference_labels: ArrayLike,
     *,
     n_classes: int,
-    temperature: float = 1.0,
+    temperature: float = 0.05,
     normalization: Normalization = "global",
     self_index: ArrayLike | None = None,
     exclude: ArrayLike | None = None,
@@ -320,8 +320,10 @@ def soft_targets(
         Class index of each reference, in ``0 .. n_classes - 1``.
     n_classes : int
         Number of classes C.
-    temperature : float, default 1.0
-        Softmax temperature on the normalised distances; smaller is sharper.
+    temperature : float, default 0.05
+        Softmax temperature on the normalised distances; smaller is sharper. With global
+        min-max normalisation, 1.0 gives nearly uniform targets; 0.05 was best for the
+        student on UTD-MHAD's validation subject (0.02 was close).
     normalization : {"global", "row", "none"}, default "global"
         How ``d̃`` is obtained: ``"global"`` min-max scales by the smallest and largest used
         entry of the whole matrix (the paper's choice), ``"row"`` by each row's own, ``"none"``

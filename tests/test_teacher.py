@@ -48,7 +48,7 @@ def test_soft_targets_hand_computed_global():
     row0 = np.array([1.0, e_half + e_one]) / (1.0 + e_half + e_one)
     # Row 1: d̃ = 1, 0, 0.5 -> class 0 gets e^-1, class 1 gets 1 + e^-0.5.
     row1 = np.array([e_one, 1.0 + e_half]) / (1.0 + e_half + e_one)
-    got = soft_targets(distances, labels, n_classes=2)
+    got = soft_targets(distances, labels, n_classes=2, temperature=1.0)
     np.testing.assert_allclose(got, np.stack([row0, row1]), rtol=1e-12)
 
 
@@ -222,7 +222,7 @@ def test_negative_self_index_means_no_own_entry():
 def test_k_restriction_keeps_only_the_nearest():
     distances = np.array([[0.5, 0.1, 0.2, 0.9, 0.3]])
     labels = np.array([0, 1, 2, 3, 1])
-    got = soft_targets(distances, labels, n_classes=4, k=2, normalization="none")
+    got = soft_targets(distances, labels, n_classes=4, k=2, normalization="none", temperature=1.0)
     # Nearest two: columns 1 (label 1) and 2 (label 2).
     assert got[0, 0] == 0 and got[0, 3] == 0
     expected = np.exp(-np.array([0.1, 0.2]))

@@ -80,6 +80,8 @@ def tiny_config(**kwargs) -> TrainConfig:
         "batch_size": 8,
         "lr": 3e-3,
         "warmup_epochs": 1,
+        "frames_per_token": 1,
+        "augment": False,
         "device": "cpu",
         "threads": 1,
     }
