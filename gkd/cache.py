@@ -273,6 +273,33 @@ class DistanceCache:
         found = [(m, p) for p in folder.iterdir() if (m := _BLOCK_NAME.match(p.name))]
         return [p for m, p in sorted(found, key=lambda item: int(item[0].group(1)))]
 
+    def lookup(
+        self,
+        sequences: ArrayLike,
+        *,
+        lengths: ArrayLike | None = None,
+        metric: Metric = "procrustes",
+        band: int | None = None,
+        normalize: bool = False,
+        missing_cost: float | None = None,
+        hand: HandParams | None = None,
+    ) -> Path | None:
+        """The finished matrix file for these sequences and settings, or None if not cached.
+
+        Parameters are those of :meth:`pairwise`.
+        """
+        key = distance_key(
+            sequences,
+            lengths=lengths,
+            metric=metric,
+            band=band,
+            normalize=normalize,
+            missing_cost=missing_cost,
+            hand=hand,
+        )
+        path = self.matrix_path(key)
+        return path if path.is_file() else None
+
     def clear(self) -> None:
         """Delete every cached matrix."""
         shutil.rmtree(self.root / "distances", ignore_errors=True)

@@ -29,7 +29,6 @@ from rich.progress import (
     ProgressColumn,
     Task,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
@@ -226,11 +225,10 @@ class RichReporter:
         """A bar over pairs of sequences."""
         with Progress(
             TextColumn("{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=20),
             MofNCompleteColumn(),
             TextColumn("pairs"),
             _Rate("pair"),
-            TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=self.console,
             transient=False,
@@ -247,16 +245,15 @@ class RichReporter:
         """A bar over epochs, showing the last validation accuracy."""
         with Progress(
             TextColumn("{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=20),
             MofNCompleteColumn(),
             TextColumn("epochs"),
             TextColumn("{task.fields[score]}"),
             _Rate("epoch", per_item=True),
-            TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=self.console,
         ) as bar:
-            task = bar.add_task(f"train {description}", total=epochs, score="")
+            task = bar.add_task(description, total=epochs, score="")
 
             def update(stats: EpochStats) -> None:
                 accuracy = stats.validation_accuracy

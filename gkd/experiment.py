@@ -326,20 +326,29 @@ def _teacher_distances(
 ) -> NDArray[np.float64]:
     """The teacher's (N, N) matrix over all rows: one cached matrix per group, summed."""
     parts = [(g, dataset.select_landmarks(g)) for g in teacher.groups] or [("all", dataset)]
+    settings: dict[str, Any] = {
+        "metric": teacher.metric,
+        "band": teacher.band,
+        "normalize": teacher.normalize,
+        "missing_cost": teacher.missing_cost,
+        "hand": teacher.hand,
+    }
     total: NDArray[np.float64] | None = None
     for name, part in parts:
         label = f"{teacher.metric} DTW" + (f" ({name})" if teacher.groups else "")
-        with reporter.distances(label) as callback:
+        found = cache.lookup(part.sequences, lengths=part.lengths, **settings)
+        if found is not None:
+            reporter.message(f"{label}: from the cache")
+            bar: AbstractContextManager[ProgressCallback | None] = contextlib.nullcontext(None)
+        else:
+            bar = reporter.distances(label)
+        with bar as callback:
             matrix = cache.pairwise(
                 part.sequences,
                 lengths=part.lengths,
-                metric=teacher.metric,
-                band=teacher.band,
-                normalize=teacher.normalize,
-                missing_cost=teacher.missing_cost,
-                hand=teacher.hand,
                 threads=threads,
                 progress=callback,
+                **settings,
             )
         total = matrix if total is None else total + matrix
     assert total is not None
@@ -468,7 +477,7 @@ def _choose_temperature(
         )
         picked = np.clip(p[rows, validation_labels], 1e-12, None)
         scores[t] = {
-            "cross_entropy": float(-np.mean(np.log(picked))),
+            "cross_entropy": float(-np.mean(np.log(picked))) + 0.0,  # + 0.0: no "-0.000"
             "accuracy": float(np.mean(p.argmax(axis=1) == validation_labels)),
         }
     best = min(candidates, key=lambda t: (scores[t]["cross_entropy"], t))
@@ -750,7 +759,7 @@ def run_experiment(
         config = replace(base_config, seed=int(seed), device=device, threads=threads)
         for method, targets in ((DIRECT, None), (DISTILLED, train_targets)):
             short = "direct" if targets is None else "distilled"
-            with reporter.training(f"{short} seed {seed}", config.epochs) as callback:
+            with reporter.training(f"{short}, seed {seed}", config.epochs) as callback:
                 result = train(
                     train_set=train_set,
                     validation_set=validation_set,
@@ -763,7 +772,7 @@ def run_experiment(
             selected = result
             if refit:
                 refit_config = replace(config, epochs=result.best_epoch)
-                with reporter.training(f"{short} refit seed {seed}", result.best_epoch) as cb:
+                with reporter.training(f"{short} refit, seed {seed}", result.best_epoch) as cb:
                     selected = train(
                         train_set=student_data.subset(refit_rows),
                         validation_set=None,

@@ -69,7 +69,11 @@ def test_asymmetric_paper_metric_keeps_both_orders(tmp_path, data):
 
 def test_second_call_reads_the_cache(tmp_path, data, monkeypatch):
     x, lengths = data
+    cache = DistanceCache(tmp_path)
+    assert cache.lookup(x, lengths=lengths) is None
     first = cached_pairwise(x, lengths=lengths, cache_dir=tmp_path)
+    assert cache.lookup(x, lengths=lengths) == cache.matrix_path(distance_key(x, lengths=lengths))
+    assert cache.lookup(x, lengths=lengths, band=1) is None
     spy = CountingCross()
     monkeypatch.setattr(cache_module, "cross", spy)
     seen = []

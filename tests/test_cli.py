@@ -172,7 +172,7 @@ def test_fit_writes_results(fitted):
 
 
 def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
-    result = invoke(
+    args = (
         "fit",
         motion_file,
         "--test-subjects",
@@ -190,9 +190,14 @@ def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
         "--cache-dir",
         tmp_path / "cache",
     )
+    result = invoke(*args)
     assert result.exit_code == 0, result.output
     for text in ("pairs", "k-NN: k =", "soft targets: temperature", "epochs", "results written"):
         assert text in result.output
+    assert "from the cache" not in result.output
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert "procrustes DTW: from the cache" in again.output
 
 
 @pytest.mark.parametrize(
