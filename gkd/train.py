@@ -182,7 +182,12 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EpochStats:
-    """What one epoch did; passed to the ``progress`` callback and kept in the history."""
+    """What one epoch did; passed to the ``progress`` callback and kept in the history.
+
+    ``train_loss`` (the full objective, so with distillation not comparable to a direct run)
+    and ``train_accuracy`` are running means over the epoch's (augmented) batches in training
+    mode; the validation numbers are cross-entropy and accuracy in eval mode after the epoch.
+    """
 
     epoch: int  # 1-based
     epochs: int  # total planned
