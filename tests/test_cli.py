@@ -423,3 +423,38 @@ def test_killed_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     resumed = np.load(tmp_path / "out.npy")
     assert resumed.tobytes() == np.load(uninterrupted).tobytes()
+
+
+def test_ctrl_c_stops_with_one_line_and_keeps_finished_blocks(tmp_path):
+    """SIGINT (Ctrl-C) to a real run: exit 130, one line saying how to resume, blocks kept."""
+    dataset = make_synthetic_motion(
+        5, n_subjects=4, per_subject=3, n_landmarks=10, min_frames=40, max_frames=55, seed=4
+    )
+    data = tmp_path / "data.npz"
+    save_npz(dataset, data)
+    cache = DistanceCache(tmp_path / "cache")
+    key = distance_key(dataset.sequences, lengths=dataset.lengths)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gkd", "distances", str(data), str(tmp_path / "d.npy")]
+        + ["--cache-dir", str(cache.root), "--block-rows", "2", "--threads", "1", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not cache.block_paths(key):
+            assert process.poll() is None, "the run ended before writing a block"
+            assert time.monotonic() < deadline, "no block was written within a minute"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, stderr
+    assert stdout == ""
+    assert "run the same command again to resume" in one_error_line(stderr)
+    assert cache.block_paths(key)
+    assert not cache.matrix_path(key).exists()
