@@ -28,7 +28,7 @@ from gkd.experiment import DIRECT, DISTILLED, KNN, TeacherConfig, run_mhad
 
 VARIANTS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     "default": ({}, {}),
-    "T=0.02": ({"temperature": 0.02}, {}),
+    "T=0.05": ({"temperature": 0.05}, {}),
     "T=0.2": ({"temperature": 0.2}, {}),
     "T=1": ({"temperature": 1.0}, {}),
     "no-leave-one-out": ({"leave_one_out": False}, {}),
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--protocol", choices=["paper", "cross-subject"], default="paper")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     parser.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
     parser.add_argument("--out", type=Path, default=Path("runs/ablations.md"))
     args = parser.parse_args()
@@ -64,6 +65,7 @@ def main() -> None:
             teacher=dataclasses.replace(TeacherConfig(), **teacher_changes),  # type: ignore[arg-type]
             train_config=train_changes or None,
             cache_dir=args.cache_dir,
+            threads=args.threads,
         )
         seconds = time.perf_counter() - start
         acc = {m: 100 * s["accuracy"]["mean"] for m, s in result.summary.items()}
