@@ -8,12 +8,13 @@ the full 322 x 539 engine matrix and prints the 1-NN accuracy (label of the near
 
 With ``--paper-queries N`` it also recomputes N random query rows of the published combination
 with :func:`gkd.paper.published_distances` (the published NumPy/LAPACK arithmetic, slow: about
-3.3 µs per frame pair, ~8.5 s per query row) and compares them with the engine's rows.
+3.1-3.3 µs per frame pair, ~8 s per query row) and compares them with the engine's rows.
 
 Usage::
 
     python benches/paper_knn.py --threads 2
     python benches/paper_knn.py --threads 2 --published-only --paper-queries 96 --seed 0
+    python benches/paper_knn.py --threads 2 --published-only --paper-queries 322  # all, ~45 min
 
 This is a measurement script, not a test; docs/paper-reproduction.md records its output.
 """

@@ -14,14 +14,14 @@ about the dominant axis is then equally good, and the published value depends on
 ``dgesdd`` (through ``numpy.linalg.svd``) happens to return from the rounding noise. The
 per-landmark norm sum is not invariant to that free rotation, so the engine's choice can change
 such a frame cost by up to ~0.9 and a sequence distance by several per cent (27 % at worst on the
-paper's matrix; the nearest neighbours are unaffected). This module makes the same calls as the
-published code, on bit-identical inputs where NumPy allows it (see :func:`cross_covariances`), so
-it inherits LAPACK's choices.
+paper's 322 x 539 matrix, where 2 queries get another nearest reference; 1-NN accuracy 31.99 %
+either way). This module makes the same calls as the published code, on bit-identical inputs
+where NumPy allows it (see :func:`cross_covariances`), so it inherits LAPACK's choices.
 
-It is slow: one LAPACK SVD per frame pair, about 3.3 µs per frame pair on one core of the
-development machine (two 68-frame sequences: ~15 ms; one query against the paper's 539 references:
-~8.5 s; the paper's 322 x 539 matrix: ~45 min). The engine's ``procrustes-paper`` computes that
-matrix in 2-4 minutes on two threads.
+It is slow: one LAPACK SVD per frame pair, about 3.1-3.3 µs per frame pair on one core of the
+development machine (two 68-frame sequences: ~15 ms; one query against the paper's 539
+references: ~8 s; the paper's 322 x 539 matrix: 42 min). The engine's ``procrustes-paper``
+computes that matrix in 2-4 minutes on two threads.
 
 The published frame cost, for frames ``X`` and ``Y`` (``L x 3``):
 
@@ -225,7 +225,7 @@ def published_distances(
     A compatibility function for reproducing the published UTD-MHAD numbers (issue 7); see the
     module docstring for the arithmetic and why it exists next to the engine's
     ``metric="procrustes-paper"``. Feed it ``load_mhad_all(layout="paper-scrambled")`` sequences
-    to get what the paper got. Each frame pair costs one LAPACK SVD: expect about 3.3 µs per
+    to get what the paper got. Each frame pair costs one LAPACK SVD: expect about 3.1-3.3 µs per
     frame pair on one core, e.g. ~15 ms for two 68-frame sequences.
 
     Parameters
