@@ -164,7 +164,7 @@ fn fill(
     let (n, m) = (rows.len(), columns.len());
     let mut out = try_zeroed(n * m, "the distance matrix")?;
     if m > 0 {
-        let tasks: Vec<(usize, usize, &mut [f64])> = out
+        let mut tasks: Vec<(usize, usize, &mut [f64])> = out
             .chunks_mut(m)
             .enumerate()
             .flat_map(|(i, row)| {
@@ -174,6 +174,10 @@ fn fill(
             })
             .filter(|(i, j0, chunk)| (*j0..*j0 + chunk.len()).any(|j| wanted(*i, j)))
             .collect();
+        // Rows of a triangle hold very different amounts of work; interleaving first and last
+        // rows (0, n−1, 1, n−2, …) gives every contiguous range of tasks, which is what rayon
+        // splits between threads, about the same work.
+        tasks.sort_by_key(|&(i, j0, _)| (i.min(n - 1 - i), i, j0));
         tasks
             .into_par_iter()
             .for_each_init(Scratch::default, |scratch, (i, j0, chunk)| {
