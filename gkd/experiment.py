@@ -95,8 +95,8 @@ __all__ = [
 
 # Training epochs for UTD-MHAD: TrainConfig's default, chosen on UTD-MHAD's validation subject
 # (see gkd/train.py), kept here so that a change there cannot break the time budget: with
-# two-frame tokens the whole default run took 85 s on 2 idle CPU cores (longer on a busy machine). --quick: a
-# check that everything works, in well under a minute.
+# two-frame tokens the whole default run took 85 s on 2 idle CPU cores (longer on a busy
+# machine). --quick: a check that everything works, in well under a minute.
 MHAD_EPOCHS = 100
 QUICK_EPOCHS = 8
 
