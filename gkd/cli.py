@@ -35,6 +35,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gkd.distances import Metric
+from gkd.teacher import DEFAULT_TEMPERATURE
 
 if TYPE_CHECKING:  # gkd.experiment imports torch: only where a command needs it
     from gkd.experiment import ExperimentResult, Reporter
@@ -110,11 +111,28 @@ Refit = Annotated[
         help="Retrain each student on train + validation for the epochs chosen on validation.",
     ),
 ]
+
+
+def _temperature(text: str) -> float | None:
+    """``--temperature``: a positive number, or ``auto`` (None: chosen on validation)."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"must be a positive number or 'auto', got {text!r}", param_hint="'--temperature'"
+        ) from None
+    return _positive(value, "'--temperature'")
+
+
 Temperature = Annotated[
-    float | None,
+    str,
     typer.Option(
-        callback=lambda value: _positive(value, "'--temperature'"),
-        help="Fixed soft-target temperature (default: chosen on validation).",
+        callback=lambda text: (_temperature(text), text)[1],  # reject bad values as usage errors
+        help="Soft-target temperature on min-max scaled distances (default: "
+        f"{DEFAULT_TEMPERATURE:g}, chosen by cross-validation on UTD-MHAD training subjects), "
+        "or 'auto': the candidate with the lowest validation cross-entropy.",
     ),
 ]
 TrainConfigOption = Annotated[
@@ -363,7 +381,7 @@ def mhad(
     threads: Threads = None,
     quick: Quick = False,
     refit: Refit = False,
-    temperature: Temperature = None,
+    temperature: Temperature = f"{DEFAULT_TEMPERATURE:g}",
     train_config: TrainConfigOption = None,
     cache_dir: CacheDir = None,
     quiet: Quiet = False,
@@ -391,7 +409,7 @@ def mhad(
             quick=quick,
             epochs=epochs,
             seeds=_seeds(seed, seeds),
-            teacher=TeacherConfig(temperature=temperature),
+            teacher=TeacherConfig(temperature=_temperature(temperature)),
             refit=refit,
             train_config=_train_settings(train_config),
             out=out or Path("gkd-runs") / f"mhad-{protocol}",
@@ -424,7 +442,7 @@ def signum(
     threads: Threads = None,
     quick: Quick = False,
     refit: Refit = False,
-    temperature: Temperature = None,
+    temperature: Temperature = f"{DEFAULT_TEMPERATURE:g}",
     train_config: TrainConfigOption = None,
     cache_dir: CacheDir = None,
     quiet: Quiet = False,
@@ -447,7 +465,9 @@ def signum(
             epochs=epochs,
             seeds=_seeds(seed, seeds),
             teacher=TeacherConfig(
-                metric="hand", groups=("left_hand", "right_hand"), temperature=temperature
+                metric="hand",
+                groups=("left_hand", "right_hand"),
+                temperature=_temperature(temperature),
             ),
             refit=refit,
             train_config=_train_settings(train_config),
@@ -492,7 +512,7 @@ def fit(
     threads: Threads = None,
     quick: Quick = False,
     refit: Refit = False,
-    temperature: Temperature = None,
+    temperature: Temperature = f"{DEFAULT_TEMPERATURE:g}",
     train_config: TrainConfigOption = None,
     cache_dir: CacheDir = None,
     quiet: Quiet = False,
@@ -515,7 +535,7 @@ def fit(
                 band=band,
                 normalize=normalize,
                 groups=_name_list(groups),
-                temperature=temperature,
+                temperature=_temperature(temperature),
             ),
             student_landmarks=_name_list(student_landmarks) or None,
             quick=quick,

@@ -209,6 +209,7 @@ def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
         (["--test-subjects", "4", "--metric", "euclid"], 2, "euclid"),
         (["--test-subjects", "4", "--groups", "left_hand"], 1, "left_hand"),
         (["--test-subjects", "4", "--temperature", "0"], 2, "positive"),
+        (["--test-subjects", "4", "--temperature", "warm"], 2, "positive number or 'auto'"),
         (["--test-subjects", "4", "--epochs", "0"], 2, "--epochs"),
         (["--test-subjects", "4", "--train-config", "{nope"], 2, "not valid JSON"),
         (["--test-subjects", "4", "--train-config", "[1]"], 2, "neither a JSON object"),
@@ -458,3 +459,11 @@ def test_ctrl_c_stops_with_one_line_and_keeps_finished_blocks(tmp_path):
     assert "run the same command again to resume" in one_error_line(stderr)
     assert cache.block_paths(key)
     assert not cache.matrix_path(key).exists()
+
+
+def test_temperature_option_takes_a_number_or_auto():
+    from gkd.cli import _temperature
+
+    assert _temperature("0.2") == 0.2
+    assert _temperature("auto") is None  # chosen by validation cross-entropy
+    assert _temperature(" AUTO ") is None

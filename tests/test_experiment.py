@@ -142,7 +142,7 @@ def test_soft_targets_leave_each_training_sample_out(motion, tmp_path, monkeypat
     monkeypatch.setattr(experiment, "train", spy)
     result = run(motion, tmp_path, teacher=TeacherConfig(temperature=0.05))
     assert result.temperature == 0.05
-    assert "temperature 0.05 (given)" in result.markdown
+    assert "temperature 0.05 (fixed)" in result.markdown
     distances = cached_pairwise(
         motion.sequences, lengths=motion.lengths, cache_dir=tmp_path / "cache"
     )
@@ -172,7 +172,9 @@ def test_soft_targets_leave_each_training_sample_out(motion, tmp_path, monkeypat
 
 
 def test_temperature_is_the_validation_cross_entropy_minimum(motion, tmp_path):
-    result = run(motion, tmp_path, teacher=TeacherConfig(temperatures=(0.01, 0.1, 1.0)))
+    result = run(
+        motion, tmp_path, teacher=TeacherConfig(temperature=None, temperatures=(0.01, 0.1, 1.0))
+    )
     scores = result.document["metadata"]["temperature_validation"]
     assert set(scores) == {"0.01", "0.1", "1"}
     best = min(scores, key=lambda t: scores[t]["cross_entropy"])
