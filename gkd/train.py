@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -68,9 +68,7 @@ class TrainConfig:
     Optimisation
         epochs, batch_size, lr (peak), weight_decay (AdamW, not on biases and norms),
         warmup_epochs (linear warm-up, then cosine decay to zero), grad_clip (max gradient norm,
-        None for none), label_smoothing (on the cross-entropy term), ema_decay (evaluate and
-        keep an exponential moving average of the weights, updated after every optimiser step
-        with this decay; None: the weights themselves).
+        None for none), label_smoothing (on the cross-entropy term).
     Distillation (used only when teacher targets are given)
         loss = alpha·CE(labels) + beta·T²·KL(teacher ‖ softmax(logits / T)), T = temperature.
     Augmentation (training batches only)
@@ -105,7 +103,6 @@ class TrainConfig:
     warmup_epochs: int = 5
     grad_clip: float | None = 1.0
     label_smoothing: float = 0.0
-    ema_decay: float | None = None
     alpha: float = 0.5
     beta: float = 0.5
     temperature: float = 1.0
@@ -147,10 +144,6 @@ class TrainConfig:
                 raise ValueError(
                     f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)!r}"
                 )
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise ValueError(
-                f"TrainConfig.ema_decay must be in (0, 1) or None, got {self.ema_decay!r}"
-            )
         if not self.temperature > 0:
             raise ValueError(f"TrainConfig.temperature must be positive, got {self.temperature!r}")
         if self.vertical_axis not in (0, 1, 2):
@@ -536,17 +529,6 @@ def train(
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: _lr_factor(step, warmup_steps, total_steps)
         )
-        # The averaged copy is what gets evaluated, selected and returned when ema_decay is set.
-        averaged = (
-            torch.optim.swa_utils.AveragedModel(
-                model,
-                multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay),
-                use_buffers=True,
-            )
-            if config.ema_decay is not None
-            else None
-        )
-        evaluated = model if averaged is None else cast(MotionTransformer, averaged.module)
         augment_generator = torch.Generator().manual_seed(config.seed + 1)
         shuffle = np.random.default_rng(config.seed)
         best_key: tuple[float, float] | None = None
@@ -586,13 +568,11 @@ def train(
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
                 scheduler.step()
-                if averaged is not None:
-                    averaged.update_parameters(model)
                 loss_sum += float(loss.detach()) * len(index)
                 correct += int((logits.detach().argmax(dim=1) == target).sum())
             validation_loss = validation_accuracy = None
             if validation is not None:
-                val_logits = _evaluate(evaluated, *validation[:2], config.eval_batch_size, device)
+                val_logits = _evaluate(model, *validation[:2], config.eval_batch_size, device)
                 val_labels = torch.from_numpy(validation[2])
                 validation_loss = float(F.cross_entropy(val_logits, val_labels))
                 validation_accuracy = float((val_logits.argmax(dim=1) == val_labels).float().mean())
@@ -603,7 +583,7 @@ def train(
                 )
                 if best_key is None or key > best_key:
                     best_key, best_epoch = key, epoch
-                    best_state = copy.deepcopy(evaluated.state_dict())
+                    best_state = copy.deepcopy(model.state_dict())
             stats = EpochStats(
                 epoch=epoch,
                 epochs=config.epochs,
@@ -617,8 +597,6 @@ def train(
             history.append(stats)
             if progress is not None:
                 progress(stats)
-        if best_state is None and averaged is not None:
-            best_state = averaged.module.state_dict()  # no validation: the last average
         if best_state is not None:
             model.load_state_dict(best_state)
         model.eval()

@@ -230,39 +230,6 @@ def test_refit_without_validation_keeps_the_last_epoch_and_reports_progress(data
     assert result.best_validation_accuracy is None
 
 
-def _weights(result) -> torch.Tensor:
-    return torch.cat([p.detach().flatten() for p in result.model.parameters()])
-
-
-def test_ema_keeps_the_average_of_the_weights(data):
-    train_set, _ = data
-    whole = len(train_set.labels)  # one optimiser step per epoch
-
-    def run(**kwargs):
-        config = tiny_config(batch_size=whole, warmup_epochs=1, **kwargs)
-        return train(train_set=train_set, validation_set=None, config=config)
-
-    after_first_step = _weights(run(epochs=1))
-    plain = _weights(run(epochs=3))
-    # The average starts at the weights after the first step; a decay of ~1 keeps it there.
-    frozen = _weights(run(epochs=3, ema_decay=1 - 1e-12))
-    torch.testing.assert_close(frozen, after_first_step, rtol=0, atol=1e-6)
-    assert not torch.allclose(plain, after_first_step, atol=1e-4)
-    # A decay of ~0 follows the weights themselves.
-    following = _weights(run(epochs=3, ema_decay=1e-12))
-    torch.testing.assert_close(following, plain, rtol=0, atol=1e-6)
-
-
-def test_ema_with_validation_selects_among_averaged_weights(data):
-    train_set, validation_set = data
-    result = train(
-        train_set=train_set, validation_set=validation_set, config=tiny_config(ema_decay=0.9)
-    )
-    best = result.history[result.best_epoch - 1].validation_accuracy
-    assert best == max(s.validation_accuracy for s in result.history)
-    assert accuracy(result.model, validation_set) == pytest.approx(best)
-
-
 def test_default_preprocessing_follows_the_landmark_names(data, trained):
     train_set, _ = data
     assert trained.config.preprocessing == Preprocessing()  # no hip: the centroid
@@ -373,7 +340,6 @@ def test_train_rejects_bad_input(data):
         ({"select": "f1"}, "select"),
         ({"device": "tpu"}, "device"),
         ({"vertical_axis": 3}, "vertical_axis"),
-        ({"ema_decay": 1.0}, "ema_decay"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, message):
