@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -35,6 +36,7 @@ def tiny_model(**kwargs) -> MotionTransformer:
         (Preprocessing(centre="frame", centre_landmarks=(1,), velocities=True), 1),
         (Preprocessing(centre="none", scale=False), 1),
         (Preprocessing(velocities=True), 3),
+        (Preprocessing(velocities=True, distances=True), 2),
     ],
 )
 def test_output_does_not_depend_on_padding_values(preprocessing, frames_per_token):
@@ -138,6 +140,35 @@ def test_preprocess_velocities():
     assert torch.all(features[1, 2:] == 0)  # padding stays zero, velocities included
 
 
+def test_preprocess_distances_match_numpy_and_ignore_rotation():
+    inputs, mask = padded_batch([5, 3], frames=5, landmarks=4, seed=2)
+    chosen = Preprocessing(velocities=True, distances=True)
+    features = preprocess(inputs, mask, chosen)
+    assert features.shape == (2, 5, chosen.n_features(12)) == (2, 5, 12 + 12 + 6)
+    # Reference: the scaled coordinates the same call returns, pairs i < j in row-major order.
+    points = features[..., :12].reshape(2, 5, 4, 3).double().numpy()
+    expected = [
+        np.linalg.norm(points[:, :, i] - points[:, :, j], axis=-1)
+        for i in range(4)
+        for j in range(i + 1, 4)
+    ]
+    np.testing.assert_allclose(features[..., 24:].numpy(), np.stack(expected, -1), atol=1e-5)
+    assert torch.all(features[1, 3:] == 0)  # padding stays zero
+    # A rotation of the whole sequence changes the coordinates but not the distances.
+    angle = 0.7
+    rotation = torch.tensor(
+        [
+            [math.cos(angle), 0.0, math.sin(angle)],
+            [0.0, 1.0, 0.0],
+            [-math.sin(angle), 0.0, math.cos(angle)],
+        ]
+    )
+    turned = (inputs.reshape(2, 5, 4, 3) @ rotation.T).reshape(2, 5, 12)
+    rotated = preprocess(turned, mask, chosen)
+    torch.testing.assert_close(rotated[..., 24:], features[..., 24:], rtol=0, atol=1e-5)
+    assert not torch.allclose(rotated[..., :12], features[..., :12], atol=1e-2)
+
+
 def test_preprocessing_for_landmarks_finds_the_hips():
     kinect = ["head", "shoulder_center", "spine", "hip_center", "left_shoulder"]
     assert Preprocessing.for_landmarks(kinect).centre_landmarks == (3,)
@@ -148,9 +179,20 @@ def test_preprocessing_for_landmarks_finds_the_hips():
     assert Preprocessing.for_landmarks(["wrist", "thumb_cmc"]).centre_landmarks == ()
 
 
+def test_preprocessing_for_landmarks_adds_distances_for_small_skeletons():
+    assert Preprocessing.for_landmarks([f"j{i}" for i in range(20)]).distances
+    assert not Preprocessing.for_landmarks([f"j{i}" for i in range(42)]).distances
+    assert not Preprocessing.for_landmarks([]).distances  # unknown skeleton: coordinates only
+    assert not Preprocessing.for_landmarks(["a", "b", "c"], distances=False).distances
+
+
 def test_preprocessing_round_trips_through_dict():
     original = Preprocessing(centre="frame", centre_landmarks=(3, 1), scale=False, velocities=True)
     assert Preprocessing.from_dict(original.to_dict()) == original
+    with_distances = Preprocessing(distances=True)
+    assert Preprocessing.from_dict(with_distances.to_dict()) == with_distances
+    older = {key: value for key, value in original.to_dict().items() if key != "distances"}
+    assert Preprocessing.from_dict(older) == original  # checkpoints from before the option
 
 
 @pytest.mark.parametrize(

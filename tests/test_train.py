@@ -232,10 +232,11 @@ def test_refit_without_validation_keeps_the_last_epoch_and_reports_progress(data
 
 def test_default_preprocessing_follows_the_landmark_names(data, trained):
     train_set, _ = data
-    assert trained.config.preprocessing == Preprocessing()  # no hip: the centroid
+    # No hip: the centroid; a small skeleton: with pairwise distances.
+    assert trained.config.preprocessing == Preprocessing(distances=True)
     with_hip = replace(train_set, landmark_names=["head", "hip_center", "hand", "foot"])
     result = train(train_set=with_hip, validation_set=None, config=tiny_config(epochs=1))
-    assert result.config.preprocessing == Preprocessing(centre_landmarks=(1,))
+    assert result.config.preprocessing == Preprocessing(centre_landmarks=(1,), distances=True)
     assert result.model.preprocessing == result.config.preprocessing
     chosen = Preprocessing(centre="frame")
     result = train(
