@@ -107,8 +107,9 @@ Quick = Annotated[bool, typer.Option("--quick", help="Few epochs: a check in a f
 Refit = Annotated[
     bool,
     typer.Option(
-        "--refit",
-        help="Retrain each student on train + validation for the epochs chosen on validation.",
+        "--refit/--no-refit",
+        help="Retrain each student on train + validation for the epochs chosen on validation "
+        "and report that model (--no-refit: the model selected on validation).",
     ),
 ]
 
@@ -380,7 +381,7 @@ def mhad(
     device: Device = "auto",
     threads: Threads = None,
     quick: Quick = False,
-    refit: Refit = False,
+    refit: Refit = True,
     temperature: Temperature = f"{DEFAULT_TEMPERATURE:g}",
     train_config: TrainConfigOption = None,
     cache_dir: CacheDir = None,
@@ -441,7 +442,7 @@ def signum(
     device: Device = "auto",
     threads: Threads = None,
     quick: Quick = False,
-    refit: Refit = False,
+    refit: Refit = True,
     temperature: Temperature = f"{DEFAULT_TEMPERATURE:g}",
     train_config: TrainConfigOption = None,
     cache_dir: CacheDir = None,
@@ -511,7 +512,7 @@ def fit(
     device: Device = "auto",
     threads: Threads = None,
     quick: Quick = False,
-    refit: Refit = False,
+    refit: Refit = True,
     temperature: Temperature = f"{DEFAULT_TEMPERATURE:g}",
     train_config: TrainConfigOption = None,
     cache_dir: CacheDir = None,

@@ -117,8 +117,9 @@ def test_test_labels_never_influence_a_choice(motion, tmp_path, monkeypatch):
     scrambled.labels[test] = (scrambled.labels[test] + 1) % motion.n_classes
     second = run(scrambled, tmp_path)
     assert (first.k, first.temperature) == (second.k, second.temperature)
+    half = len(trained) // 2  # the first run's trainings (with refits), then the second's
     for (targets_a, history_a), (targets_b, history_b) in zip(
-        trained[:2], trained[2:], strict=True
+        trained[:half], trained[half:], strict=True
     ):
         assert (targets_a is None) == (targets_b is None)
         if targets_a is not None:
@@ -136,7 +137,8 @@ def test_soft_targets_leave_each_training_sample_out(motion, tmp_path, monkeypat
 
     def spy(**kwargs):
         if kwargs["teacher_targets"] is not None:
-            captured["targets"] = kwargs["teacher_targets"]
+            refit = kwargs["validation_set"] is None
+            captured["refit" if refit else "targets"] = kwargs["teacher_targets"]
         return real_train(**kwargs)
 
     monkeypatch.setattr(experiment, "train", spy)
@@ -169,6 +171,17 @@ def test_soft_targets_leave_each_training_sample_out(motion, tmp_path, monkeypat
         self_index=np.arange(len(train)),
     )
     np.testing.assert_allclose(captured["targets"], paper, rtol=1e-9, atol=1e-12)
+    # the refit's targets cover train + validation rows, on the training matrix's scale
+    both = rows(motion, 1, 2, 3)
+    refit = soft_targets(
+        distances[np.ix_(both, both)] / scale,
+        motion.labels[both],
+        n_classes=motion.n_classes,
+        temperature=0.05,
+        normalization="none",
+        self_index=np.arange(len(both)),
+    )
+    np.testing.assert_allclose(captured["refit"], refit, rtol=1e-12)
 
 
 def test_temperature_is_the_validation_cross_entropy_minimum(motion, tmp_path):
@@ -192,9 +205,12 @@ def test_refit_trains_again_on_train_and_validation(motion, tmp_path, monkeypatc
         return real_train(**kwargs)
 
     monkeypatch.setattr(experiment, "train", spy)
-    run(motion, tmp_path, refit=True)
+    run(motion, tmp_path)  # refit is the default
     n_train, n_both = len(rows(motion, 1, 2)), len(rows(motion, 1, 2, 3))
     assert sizes == [(n_train, False), (n_both, True), (n_train, False), (n_both, True)]
+    sizes.clear()
+    run(motion, tmp_path, refit=False)
+    assert sizes == [(n_train, False), (n_train, False)]
 
 
 def test_training_settings_of_data_set_experiments():
