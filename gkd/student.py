@@ -184,9 +184,11 @@ def preprocess(
         deltas[:, 1:] = features[:, 1:] - features[:, :-1]
         features = torch.cat([features, deltas], dim=-1)
     if preprocessing.distances:
+        # cdist's kernel is several times faster than gathering the pairs and subtracting.
         first, second = torch.triu_indices(n_landmarks, n_landmarks, 1, device=inputs.device)
-        gaps = torch.linalg.vector_norm(points[:, :, first] - points[:, :, second], dim=-1)
-        features = torch.cat([features, gaps], dim=-1)
+        per_frame = points.reshape(batch * frames, n_landmarks, 3)
+        gaps = torch.cdist(per_frame, per_frame)[:, first, second]
+        features = torch.cat([features, gaps.reshape(batch, frames, -1)], dim=-1)
     return features * valid[:, :, :, 0]
 
 
