@@ -94,9 +94,10 @@ __all__ = [
 ]
 
 # Training epochs for UTD-MHAD: TrainConfig's default, chosen on UTD-MHAD's validation subject
-# (see gkd/train.py), kept here so that a change there cannot break the time budget: with
-# two-frame tokens the whole default run took 85 s on 2 idle CPU cores (longer on a busy
-# machine). --quick: a check that everything works, in well under a minute.
+# (see gkd/train.py), kept here so that a change there cannot break the time budget: the
+# whole default run (one seed: direct and distilled, each selected then refit) took 162 s on
+# 2 idle CPU cores with a fresh distance cache, three seeds 408 s with a filled one. --quick:
+# a check that everything works.
 MHAD_EPOCHS = 100
 QUICK_EPOCHS = 8
 

@@ -64,7 +64,8 @@ class TrainConfig:
         d_model, n_heads, n_layers, dim_feedforward (None: 2 * d_model), dropout,
         frames_per_token, preprocessing (see :class:`gkd.student.MotionTransformer` and
         :class:`gkd.student.Preprocessing`; None: ``Preprocessing.for_landmarks`` of the
-        training set's landmark names, i.e. centred on the hip centre when there is one).
+        training set's landmark names: centred on the hip centre when there is one, with
+        pairwise landmark distances for skeletons of up to 32 landmarks).
     Optimisation
         epochs, batch_size, lr (peak), weight_decay (AdamW, not on biases and norms),
         warmup_epochs (linear warm-up, then cosine decay to zero), grad_clip (max gradient norm,
