@@ -2,14 +2,17 @@
 
 Each variant changes one thing from the defaults and runs the whole experiment (teacher,
 k-NN with k chosen on validation, direct transformer, distilled student) with the same seeds.
-The defaults were fixed on the validation subject before any of these runs; the test scores
-below choose nothing. Variants:
+The defaults were fixed before any of these runs (by cross-validation on training subjects,
+``benches/tune_mhad.py``); the test scores below choose nothing. Variants:
 
 - ``default``: as ``gkd-run mhad``;
-- ``T=<t>``: a fixed soft-target temperature instead of the one chosen on validation;
+- ``T=<t>``: another fixed soft-target temperature; ``T=auto``: the candidate with the lowest
+  validation cross-entropy (``--temperature auto``);
 - ``no-leave-one-out``: training targets keep each sample's own zero distance (the paper's);
 - ``dtw-normalised``: DTW divided by the warping-path length (teacher and k-NN change too);
-- ``no-augmentation``: students trained without rotation, scale and time-warp augmentation.
+- ``no-augmentation``: students trained without rotation, scale and time-warp augmentation;
+- ``no-distances``: students see coordinates only, without pairwise landmark distances;
+- ``no-refit``: students selected on validation, not retrained on train + validation.
 
 Usage::
 
@@ -24,16 +27,29 @@ import json
 import time
 from pathlib import Path
 
+from gkd.datasets import load_mhad_all
 from gkd.experiment import DIRECT, DISTILLED, KNN, TeacherConfig, run_mhad
+from gkd.student import Preprocessing
 
-VARIANTS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
-    "default": ({}, {}),
-    "T=0.05": ({"temperature": 0.05}, {}),
-    "T=0.2": ({"temperature": 0.2}, {}),
-    "T=1": ({"temperature": 1.0}, {}),
-    "no-leave-one-out": ({"leave_one_out": False}, {}),
-    "dtw-normalised": ({"normalize": True}, {}),
-    "no-augmentation": ({}, {"augment": False}),
+MHAD_LANDMARKS = load_mhad_all().landmark_names
+
+# Variant -> (TeacherConfig changes, TrainConfig changes, run_mhad options).
+VARIANTS: dict[str, tuple[dict[str, object], dict[str, object], dict[str, object]]] = {
+    "default": ({}, {}, {}),
+    "T=auto": ({"temperature": None}, {}, {}),
+    "T=0.01": ({"temperature": 0.01}, {}, {}),
+    "T=0.05": ({"temperature": 0.05}, {}, {}),
+    "T=0.2": ({"temperature": 0.2}, {}, {}),
+    "T=1": ({"temperature": 1.0}, {}, {}),
+    "no-leave-one-out": ({"leave_one_out": False}, {}, {}),
+    "dtw-normalised": ({"normalize": True}, {}, {}),
+    "no-augmentation": ({}, {"augment": False}, {}),
+    "no-distances": (
+        {},
+        {"preprocessing": Preprocessing.for_landmarks(MHAD_LANDMARKS, distances=False)},
+        {},
+    ),
+    "no-refit": ({}, {}, {"refit": False}),
 }
 
 
@@ -57,7 +73,7 @@ def main() -> None:
     ]
     records = []
     for name in args.variants:
-        teacher_changes, train_changes = VARIANTS[name]
+        teacher_changes, train_changes, options = VARIANTS[name]
         start = time.perf_counter()
         result = run_mhad(
             protocol=args.protocol,
@@ -66,6 +82,7 @@ def main() -> None:
             train_config=train_changes or None,
             cache_dir=args.cache_dir,
             threads=args.threads,
+            **options,  # type: ignore[arg-type]
         )
         seconds = time.perf_counter() - start
         acc = {m: 100 * s["accuracy"]["mean"] for m, s in result.summary.items()}

@@ -152,35 +152,23 @@ def test_soft_targets_leave_each_training_sample_out(motion, tmp_path, monkeypat
     block = distances[np.ix_(train, train)]
     off_diagonal = block[~np.eye(len(train), dtype=bool)]
     scale = off_diagonal.max() - off_diagonal.min()
-    expected = soft_targets(
-        block / scale,
-        motion.labels[train],
-        n_classes=motion.n_classes,
-        temperature=0.05,
-        normalization="none",
-        self_index=np.arange(len(train)),
-    )
-    np.testing.assert_allclose(captured["targets"], expected, rtol=1e-12)
+
+    def expected(subset: np.ndarray, normalization: str = "none", divide_by: float = scale):
+        return soft_targets(
+            distances[np.ix_(subset, subset)] / divide_by,
+            motion.labels[subset],
+            n_classes=motion.n_classes,
+            temperature=0.05,
+            normalization=normalization,
+            self_index=np.arange(len(subset)),
+        )
+
+    np.testing.assert_allclose(captured["targets"], expected(train), rtol=1e-12)
     # the paper's global min-max gives the same targets (softmax ignores the shift)
-    paper = soft_targets(
-        block,
-        motion.labels[train],
-        n_classes=motion.n_classes,
-        temperature=0.05,
-        normalization="global",
-        self_index=np.arange(len(train)),
-    )
+    paper = expected(train, normalization="global", divide_by=1.0)
     np.testing.assert_allclose(captured["targets"], paper, rtol=1e-9, atol=1e-12)
     # the refit's targets cover train + validation rows, on the training matrix's scale
-    both = rows(motion, 1, 2, 3)
-    refit = soft_targets(
-        distances[np.ix_(both, both)] / scale,
-        motion.labels[both],
-        n_classes=motion.n_classes,
-        temperature=0.05,
-        normalization="none",
-        self_index=np.arange(len(both)),
-    )
+    refit = expected(rows(motion, 1, 2, 3))
     np.testing.assert_allclose(captured["refit"], refit, rtol=1e-12)
 
 
