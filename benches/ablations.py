@@ -91,8 +91,20 @@ def main() -> None:
             f"| {name} | {result.k} | {result.temperature:g} | {knn:.1f} | {direct:.1f} | "
             f"{distilled:.1f} | {seconds:.0f} |"
         )
+        per_run = {
+            method: [
+                {key: run.get(key) for key in ("seed", "accuracy", "best_epoch")} for run in runs
+            ]
+            for method, runs in result.runs.items()
+        }
         records.append(
-            {"variant": name, "k": result.k, "temperature": result.temperature, "accuracy": acc}
+            {
+                "variant": name,
+                "k": result.k,
+                "temperature": result.temperature,
+                "accuracy": acc,
+                "runs": per_run,
+            }
         )
         print(lines[-1], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
