@@ -22,7 +22,7 @@ Normalization = Literal["global", "row", "none"]
 # Soft-target temperature on min-max scaled distances. Chosen by leave-one-subject-out
 # cross-validation of the distilled student on UTD-MHAD subjects 1, 3 and 5 (training subjects
 # of both protocols; benches/tune_mhad.py): 0.05-0.5 scored alike (88.6-89.2 %), 0.02 and
-# the cross-entropy choice (0.005-0.01, near one-hot targets) 3-4 points lower.
+# the cross-entropy choice (0.005-0.01, near one-hot targets) 4-5 points lower (seed 0).
 DEFAULT_TEMPERATURE = 0.1
 
 # Rows handled at once by soft_targets: bounds the temporary (rows, M) float64 arrays.
