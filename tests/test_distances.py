@@ -218,7 +218,10 @@ def test_pairwise_is_symmetric_with_zero_diagonal_and_equals_cross(seed: int, me
     assert np.all(np.diag(d) == 0.0)
     full = cross(x, x, lengths_a=lengths, lengths_b=lengths, metric=metric)
     off = ~np.eye(4, dtype=bool)
-    np.testing.assert_allclose(full[off], d[off], rtol=1e-12, atol=0)
+    # cross and pairwise put different pairs side by side in the kernel's lanes, and Newton
+    # steps until every lane of a batch has converged, so the last bits may differ
+    # (hypothesis found 1.8e-12 relative with the hand metric).
+    np.testing.assert_allclose(full[off], d[off], rtol=1e-10, atol=0)
     assert np.all(np.abs(np.diag(full)) < 1e-6)
 
 
