@@ -169,6 +169,16 @@ def test_preprocess_distances_match_numpy_and_ignore_rotation():
     assert not torch.allclose(rotated[..., :12], features[..., :12], atol=1e-2)
 
 
+def test_preprocess_distances_stay_exact_for_close_landmarks_of_large_skeletons():
+    inputs, mask = padded_batch([6], frames=6, landmarks=30, seed=3)
+    points = inputs.reshape(1, 6, 30, 3)
+    points[:, :, 1] = points[:, :, 0] + 1e-3  # two landmarks almost on top of each other
+    chosen = Preprocessing(centre="none", scale=False, distances=True)
+    features = preprocess(points.reshape(1, 6, 90), mask, chosen)
+    gap = features[0, :, 90]  # the first pair: landmarks 0 and 1
+    torch.testing.assert_close(gap, torch.full((6,), 3**0.5 * 1e-3), rtol=1e-3, atol=0)
+
+
 def test_preprocessing_for_landmarks_finds_the_hips():
     kinect = ["head", "shoulder_center", "spine", "hip_center", "left_shoulder"]
     assert Preprocessing.for_landmarks(kinect).centre_landmarks == (3,)
