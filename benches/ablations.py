@@ -31,8 +31,6 @@ from gkd.datasets import load_mhad_all
 from gkd.experiment import DIRECT, DISTILLED, KNN, TeacherConfig, run_mhad
 from gkd.student import Preprocessing
 
-MHAD_LANDMARKS = load_mhad_all().landmark_names
-
 # Variant -> (TeacherConfig changes, TrainConfig changes, run_mhad options).
 VARIANTS: dict[str, tuple[dict[str, object], dict[str, object], dict[str, object]]] = {
     "default": ({}, {}, {}),
@@ -44,11 +42,8 @@ VARIANTS: dict[str, tuple[dict[str, object], dict[str, object], dict[str, object
     "no-leave-one-out": ({"leave_one_out": False}, {}, {}),
     "dtw-normalised": ({"normalize": True}, {}, {}),
     "no-augmentation": ({}, {"augment": False}, {}),
-    "no-distances": (
-        {},
-        {"preprocessing": Preprocessing.for_landmarks(MHAD_LANDMARKS, distances=False)},
-        {},
-    ),
+    # A dict as "preprocessing": overrides of the default Preprocessing.for_landmarks.
+    "no-distances": ({}, {"preprocessing": {"distances": False}}, {}),
     "no-refit": ({}, {}, {"refit": False}),
 }
 
@@ -74,6 +69,11 @@ def main() -> None:
     records = []
     for name in args.variants:
         teacher_changes, train_changes, options = VARIANTS[name]
+        overrides = train_changes.get("preprocessing")
+        if isinstance(overrides, dict):
+            names = load_mhad_all().landmark_names
+            chosen = Preprocessing.for_landmarks(names, **overrides)
+            train_changes = {**train_changes, "preprocessing": chosen}
         start = time.perf_counter()
         result = run_mhad(
             protocol=args.protocol,

@@ -44,49 +44,39 @@ import numpy as np
 
 from gkd.cache import DistanceCache
 from gkd.datasets import load_mhad_all
-from gkd.experiment import DEFAULT_TEMPERATURES, TeacherConfig
+
+# The pipeline's own scale and temperature rule (private helpers), so the folds match it.
+from gkd.experiment import TeacherConfig, _choose_temperature, _training_scale
 from gkd.student import Preprocessing
 from gkd.teacher import DEFAULT_TEMPERATURE, soft_targets
 from gkd.train import TrainConfig, predict, train
 
 
-def _log_softmax_targets(
+def _train_targets(
     distances: np.ndarray,
     rows: np.ndarray,
-    labels: np.ndarray,
-    subjects: np.ndarray,
+    data,
     *,
-    n_classes: int,
     scale: float,
     temperature: float,
     mode: str,
 ) -> np.ndarray:
-    d = distances[np.ix_(rows, rows)] / scale
-    if mode == "leave-subject-out":
-        exclude = subjects[rows][:, None] == subjects[rows][None, :]
-        return soft_targets(
-            d,
-            labels[rows],
-            n_classes=n_classes,
-            temperature=temperature,
-            normalization="none",
-            exclude=exclude,
-        )
+    """Soft targets of the training rows: own entry (or own subject) left out."""
+    own_subject = data.subjects[rows][:, None] == data.subjects[rows][None, :]
     return soft_targets(
-        d,
-        labels[rows],
-        n_classes=n_classes,
+        distances[np.ix_(rows, rows)] / scale,
+        data.labels[rows],
+        n_classes=data.n_classes,
         temperature=temperature,
         normalization="none",
-        self_index=np.arange(len(rows)),
+        self_index=np.arange(len(rows)) if mode == "leave-one-out" else None,
+        exclude=own_subject if mode == "leave-subject-out" else None,
     )
 
 
 def _scale(distances: np.ndarray, rows: np.ndarray) -> float:
-    """Range of the off-diagonal train x train entries: the pipeline's global min-max scale."""
-    block = distances[np.ix_(rows, rows)]
-    off_diagonal = block[~np.eye(len(rows), dtype=bool)]
-    return float(off_diagonal.max() - off_diagonal.min())
+    """The pipeline's global min-max scale of the training rows."""
+    return _training_scale(distances[np.ix_(rows, rows)], leave_one_out=True)
 
 
 def _refit_check(data, distances: np.ndarray, config: TrainConfig, args, t: float) -> None:
@@ -95,7 +85,7 @@ def _refit_check(data, distances: np.ndarray, config: TrainConfig, args, t: floa
     For each held-out subject, the last remaining tuning subject validates; the refit trains
     on all remaining subjects for the epoch count chosen on validation (``--refit`` of gkd-run).
     """
-    labels, subjects, n_classes = data.labels, data.subjects, data.n_classes
+    subjects = data.subjects
     for held_out in args.subjects:
         rest = [s for s in args.subjects if s != held_out]
         train_rows = np.flatnonzero(np.isin(subjects, rest[:-1]))
@@ -104,12 +94,10 @@ def _refit_check(data, distances: np.ndarray, config: TrainConfig, args, t: floa
         test_set = data.subset(np.flatnonzero(subjects == held_out))
 
         def targets(rows: np.ndarray) -> np.ndarray:
-            return _log_softmax_targets(
+            return _train_targets(
                 distances,
                 rows,
-                labels,
-                subjects,
-                n_classes=n_classes,
+                data,
                 scale=_scale(distances, rows),
                 temperature=t,
                 mode="leave-one-out",
@@ -161,20 +149,6 @@ def _parse(spec: str) -> dict[str, Any]:
             out[key] = value  # a bare word: leave-subject-out, auto
 
     return out
-
-
-def _choose_temperature(
-    d_val: np.ndarray, train_labels: np.ndarray, val_labels: np.ndarray, n_classes: int
-) -> float:
-    best, best_ce = DEFAULT_TEMPERATURES[0], np.inf
-    for t in DEFAULT_TEMPERATURES:
-        p = soft_targets(
-            d_val, train_labels, n_classes=n_classes, temperature=t, normalization="none"
-        )
-        ce = -np.mean(np.log(np.clip(p[np.arange(len(val_labels)), val_labels], 1e-12, None)))
-        if ce < best_ce:
-            best, best_ce = t, ce
-    return best
 
 
 def main() -> None:
@@ -230,21 +204,19 @@ def main() -> None:
             train_rows = np.flatnonzero(np.isin(subjects, args.subjects) & (subjects != held_out))
             val_rows = np.flatnonzero(subjects == held_out)
             scale = _scale(distances, train_rows)
-            d_val = distances[np.ix_(val_rows, train_rows)] / scale
-            t = (
-                _choose_temperature(d_val, labels[train_rows], labels[val_rows], n_classes)
-                if fixed_t == "auto"
-                else fixed_t or DEFAULT_TEMPERATURE
-            )
-            targets = _log_softmax_targets(
-                distances,
-                train_rows,
-                labels,
-                subjects,
-                n_classes=n_classes,
-                scale=scale,
-                temperature=t,
-                mode=mode,
+            if fixed_t == "auto":
+                t, _ = _choose_temperature(
+                    distances[np.ix_(val_rows, train_rows)],
+                    labels[train_rows],
+                    labels[val_rows],
+                    TeacherConfig(temperature=None),
+                    n_classes=n_classes,
+                    scale=scale,
+                )
+            else:
+                t = fixed_t or DEFAULT_TEMPERATURE
+            targets = _train_targets(
+                distances, train_rows, data, scale=scale, temperature=t, mode=mode
             )
             train_set, val_set = data.subset(train_rows), data.subset(val_rows)
             for seed in args.seeds:

@@ -127,10 +127,16 @@ def _temperature(text: str) -> float | None:
     return _positive(value, "'--temperature'")
 
 
+def _check_temperature(text: str) -> str:
+    """Reject a bad ``--temperature`` while parsing, as a usage error."""
+    _temperature(text)
+    return text
+
+
 Temperature = Annotated[
     str,
     typer.Option(
-        callback=lambda text: (_temperature(text), text)[1],  # reject bad values as usage errors
+        callback=_check_temperature,
         help="Soft-target temperature on min-max scaled distances (default: "
         f"{DEFAULT_TEMPERATURE:g}, chosen by cross-validation on UTD-MHAD training subjects), "
         "or 'auto': the candidate with the lowest validation cross-entropy.",
