@@ -15,7 +15,13 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-__all__ = ["MotionTransformer", "Preprocessing", "count_parameters", "preprocess"]
+__all__ = [
+    "MotionTransformer",
+    "Preprocessing",
+    "count_parameters",
+    "preprocess",
+    "resample_frames",
+]
 
 Centre = Literal["none", "sequence", "frame"]
 
@@ -47,6 +53,11 @@ class Preprocessing:
         scaling): ``L (L - 1) / 2`` values that do not change when the body turns, the
         rotation invariance the Procrustes teacher has. Meant for skeletons of tens of
         landmarks (UTD-MHAD's 20 give 190).
+    frames : int, optional
+        Resample every sequence to this many frames (linear interpolation, first and last
+        frame kept) before anything else: a slow and a fast performer of the same action then
+        give the same input, the speed invariance the DTW teacher has. None keeps the
+        recorded frames.
     """
 
     centre: Centre = "sequence"
@@ -54,6 +65,7 @@ class Preprocessing:
     scale: bool = True
     velocities: bool = False
     distances: bool = False
+    frames: int | None = None
 
     def __post_init__(self) -> None:
         if self.centre not in ("none", "sequence", "frame"):
@@ -63,6 +75,12 @@ class Preprocessing:
         object.__setattr__(self, "centre_landmarks", tuple(int(i) for i in self.centre_landmarks))
         if any(i < 0 for i in self.centre_landmarks):
             raise ValueError(f"centre_landmarks must be >= 0, got {self.centre_landmarks}")
+        if self.frames is not None:
+            if isinstance(self.frames, bool) or int(self.frames) != self.frames or self.frames < 2:
+                raise ValueError(
+                    f"Preprocessing.frames must be an integer >= 2, got {self.frames!r}"
+                )
+            object.__setattr__(self, "frames", int(self.frames))
 
     def n_features(self, n_inputs: int) -> int:
         """Width of the features made from ``n_inputs`` raw values per frame."""
@@ -120,7 +138,9 @@ class Preprocessing:
             centre_landmarks=tuple(values["centre_landmarks"]),
             scale=bool(values["scale"]),
             velocities=bool(values["velocities"]),
-            distances=bool(values.get("distances", False)),  # absent in older checkpoints
+            # Absent in older checkpoints:
+            distances=bool(values.get("distances", False)),
+            frames=values.get("frames"),
         )
 
 
@@ -192,6 +212,36 @@ def preprocess(
         gaps = torch.cdist(per_frame, per_frame, compute_mode=exact)[:, first, second]
         features = torch.cat([features, gaps.reshape(batch, frames, -1)], dim=-1)
     return features * valid[:, :, :, 0]
+
+
+def resample_frames(inputs: torch.Tensor, padding_mask: torch.Tensor, frames: int) -> torch.Tensor:
+    """Each sequence's valid frames linearly interpolated to ``frames`` frames.
+
+    Parameters
+    ----------
+    inputs : torch.Tensor, shape (B, T, F)
+        Padded batch; values at padded frames are never read.
+    padding_mask : torch.Tensor of bool, shape (B, T)
+        True where a frame is padding; the valid frames are a prefix of at least one frame.
+    frames : int
+        Frames of the output (>= 2). Output frame i sits at time ``i (n - 1) / (frames - 1)``
+        of a sequence of n valid frames; a one-frame sequence is repeated.
+
+    Returns
+    -------
+    torch.Tensor, shape (B, frames, F)
+        No padding.
+    """
+    lengths = (~padding_mask).sum(dim=1).to(inputs.dtype)  # (B,)
+    steps = torch.arange(frames, device=inputs.device, dtype=inputs.dtype) / (frames - 1)
+    where = steps[None, :] * (lengths[:, None] - 1).clamp_min(0)  # (B, frames)
+    below = where.floor().long()
+    above = torch.minimum(below + 1, (lengths[:, None] - 1).long())
+    fraction = (where - below.to(inputs.dtype))[:, :, None]
+    width = inputs.shape[-1]
+    lower = torch.gather(inputs, 1, below[:, :, None].expand(-1, -1, width))
+    upper = torch.gather(inputs, 1, above[:, :, None].expand(-1, -1, width))
+    return lower + (upper - lower) * fraction
 
 
 def _sinusoidal_encoding(frames: int, d_model: int, device: torch.device) -> torch.Tensor:
@@ -362,6 +412,9 @@ class MotionTransformer(nn.Module):
             raise ValueError("every sequence needs at least one frame that is not padding")
         # Zero the padding first: a NaN there would otherwise survive the masked attention.
         x = x.masked_fill(padding_mask[:, :, None], 0.0)
+        if self.preprocessing.frames is not None:
+            x = resample_frames(x, padding_mask, self.preprocessing.frames)
+            padding_mask = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
         features = preprocess(x, padding_mask, self.preprocessing)
         patch = self.frames_per_token
         if patch > 1:

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from gkd.student import MotionTransformer, Preprocessing, count_parameters, preprocess
+from gkd.student import (
+    MotionTransformer,
+    Preprocessing,
+    count_parameters,
+    preprocess,
+    resample_frames,
+)
 
 torch.set_num_threads(1)
 
@@ -37,6 +43,7 @@ def tiny_model(**kwargs) -> MotionTransformer:
         (Preprocessing(centre="none", scale=False), 1),
         (Preprocessing(velocities=True), 3),
         (Preprocessing(velocities=True, distances=True), 2),
+        (Preprocessing(frames=6, distances=True), 2),
     ],
 )
 def test_output_does_not_depend_on_padding_values(preprocessing, frames_per_token):
@@ -179,6 +186,32 @@ def test_preprocess_distances_stay_exact_for_close_landmarks_of_large_skeletons(
     torch.testing.assert_close(gap, torch.full((6,), 3**0.5 * 1e-3), rtol=1e-3, atol=0)
 
 
+def test_resample_frames_matches_numpy_interpolation():
+    inputs, mask = padded_batch([7, 1, 10, 2], frames=10, seed=3)
+    resampled = resample_frames(inputs.double(), mask, 13).numpy()
+    for row, length in enumerate([7, 1, 10, 2]):
+        valid = inputs[row, :length].double().numpy()
+        times = np.linspace(0.0, length - 1.0, 13)
+        expected = np.stack(
+            [np.interp(times, np.arange(length), valid[:, c]) for c in range(valid.shape[1])],
+            axis=1,
+        )
+        np.testing.assert_allclose(resampled[row], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_resampled_model_ignores_the_speed_of_a_linear_motion():
+    # Landmarks moving at constant velocity: recorded over 5 or over 9 frames, the same path.
+    start = torch.randn(1, 1, 12, generator=torch.Generator().manual_seed(4))
+    step = torch.randn(1, 1, 12, generator=torch.Generator().manual_seed(5))
+    fast = start + step * torch.linspace(0.0, 1.0, 5)[None, :, None]
+    slow = start + step * torch.linspace(0.0, 1.0, 9)[None, :, None]
+    model = tiny_model(preprocessing=Preprocessing(frames=8))
+    with torch.no_grad():
+        torch.testing.assert_close(model(fast), model(slow), rtol=1e-5, atol=1e-5)
+        unresampled = tiny_model()
+        assert not torch.allclose(unresampled(fast), unresampled(slow), atol=1e-3)
+
+
 def test_preprocessing_for_landmarks_finds_the_hips():
     kinect = ["head", "shoulder_center", "spine", "hip_center", "left_shoulder"]
     assert Preprocessing.for_landmarks(kinect).centre_landmarks == (3,)
@@ -201,8 +234,11 @@ def test_preprocessing_round_trips_through_dict():
     assert Preprocessing.from_dict(original.to_dict()) == original
     with_distances = Preprocessing(distances=True)
     assert Preprocessing.from_dict(with_distances.to_dict()) == with_distances
-    older = {key: value for key, value in original.to_dict().items() if key != "distances"}
+    newer_fields = ("distances", "frames")
+    older = {key: value for key, value in original.to_dict().items() if key not in newer_fields}
     assert Preprocessing.from_dict(older) == original  # checkpoints from before the option
+    resampled = Preprocessing(frames=64)
+    assert Preprocessing.from_dict(resampled.to_dict()) == resampled
 
 
 @pytest.mark.parametrize(
@@ -237,3 +273,6 @@ def test_model_rejects_bad_input():
         Preprocessing(centre="hips")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="centre_landmarks"):
         preprocess(inputs, mask, Preprocessing(centre_landmarks=(9,)))
+    for frames in (1, 2.5, True):
+        with pytest.raises(ValueError, match="frames"):
+            Preprocessing(frames=frames)  # type: ignore[arg-type]
