@@ -95,6 +95,14 @@ Seeds = Annotated[
     int,
     typer.Option(min=1, help="Number of seeds (seed, seed+1, ...); the table shows mean ± std."),
 ]
+Ensemble = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Students per reported model: the mean of this many students' probabilities "
+        "(seeds seed*N .. seed*N+N-1); inference costs N forward passes.",
+    ),
+]
 Device = Annotated[
     Literal["auto", "cpu", "cuda"],
     typer.Option(help="Where the students train; auto takes the GPU when there is one."),
@@ -384,6 +392,7 @@ def mhad(
     epochs: Epochs = None,
     seed: Seed = 0,
     seeds: Seeds = 1,
+    ensemble: Ensemble = 1,
     device: Device = "auto",
     threads: Threads = None,
     quick: Quick = False,
@@ -416,6 +425,7 @@ def mhad(
             quick=quick,
             epochs=epochs,
             seeds=_seeds(seed, seeds),
+            ensemble=ensemble,
             teacher=TeacherConfig(temperature=_temperature(temperature)),
             refit=refit,
             train_config=_train_settings(train_config),
@@ -445,6 +455,7 @@ def signum(
     epochs: Epochs = None,
     seed: Seed = 0,
     seeds: Seeds = 1,
+    ensemble: Ensemble = 1,
     device: Device = "auto",
     threads: Threads = None,
     quick: Quick = False,
@@ -471,6 +482,7 @@ def signum(
             quick=quick,
             epochs=epochs,
             seeds=_seeds(seed, seeds),
+            ensemble=ensemble,
             teacher=TeacherConfig(
                 metric="hand",
                 groups=("left_hand", "right_hand"),
@@ -515,6 +527,7 @@ def fit(
     epochs: Epochs = None,
     seed: Seed = 0,
     seeds: Seeds = 1,
+    ensemble: Ensemble = 1,
     device: Device = "auto",
     threads: Threads = None,
     quick: Quick = False,
@@ -548,6 +561,7 @@ def fit(
             quick=quick,
             epochs=epochs,
             seeds=_seeds(seed, seeds),
+            ensemble=ensemble,
             refit=refit,
             train_config=_train_settings(train_config),
             out=out or Path("gkd-runs") / data.stem,
@@ -630,6 +644,14 @@ def predict(
         Path, typer.Argument(help="A student checkpoint (checkpoints/*.pt of an experiment).")
     ],
     data: Annotated[Path, typer.Argument(help="Sequences in the generic .npz format.")],
+    members: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--with",
+            help="Further checkpoints of the same ensemble (repeat the option); the class "
+            "probabilities of all are averaged.",
+        ),
+    ] = None,
     csv_output: Annotated[
         bool, typer.Option("--csv", help="Print CSV instead of a table.")
     ] = False,
@@ -648,7 +670,7 @@ def predict(
         _check_device(device)
         from gkd.experiment import predict_file
 
-        result = predict_file(checkpoint=checkpoint, data=data, device=device)
+        result = predict_file(checkpoint=[checkpoint, *(members or [])], data=data, device=device)
         names = result.class_names
         header = ["index", "predicted", "probability"]
         if result.labels is not None:

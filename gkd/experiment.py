@@ -66,13 +66,15 @@ from gkd.report import (
     results_markdown,
     write_results,
 )
+from gkd.student import MotionTransformer
 from gkd.teacher import DEFAULT_TEMPERATURE, choose_k, knn_predict, soft_targets
 from gkd.train import (
     EpochStats,
     TrainConfig,
     TrainResult,
+    ensemble_proba,
     load_checkpoint,
-    predict_proba,
+    member_seeds,
     resolve_device,
     save_checkpoint,
     train,
@@ -420,14 +422,18 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
 
 
 def _student_inference_ms(
-    result: TrainResult, test: MotionDataset, *, threads: int | None, repeats: int
+    models: Sequence[MotionTransformer],
+    test: MotionDataset,
+    *,
+    batch_size: int,
+    threads: int | None,
+    repeats: int,
 ) -> tuple[float, float | None]:
-    """Batched inference over the test split: ms per sample on the CPU, and on the GPU if any."""
-    model = result.model
-    batch = result.config.eval_batch_size
+    """Batched inference over the test split (every member of an ensemble): ms per sample on
+    the CPU, and on the GPU if any."""
     with _torch_threads(threads):
         cpu = time_inference(
-            lambda: predict_proba(model, test, batch_size=batch, device="cpu"),
+            lambda: ensemble_proba(models, test, batch_size=batch_size, device="cpu"),
             n_samples=len(test),
             warmup=1,
             repeats=repeats,
@@ -435,13 +441,14 @@ def _student_inference_ms(
     gpu = None
     if torch.cuda.is_available():
         gpu = time_inference(
-            lambda: predict_proba(model, test, batch_size=batch, device="cuda"),
+            lambda: ensemble_proba(models, test, batch_size=batch_size, device="cuda"),
             n_samples=len(test),
             warmup=2,
             repeats=repeats,
             synchronize=torch.cuda.synchronize,
         )
-        model.to("cpu")
+        for model in models:
+            model.to("cpu")
     return cpu, gpu
 
 
@@ -548,6 +555,7 @@ def run_experiment(
     train_config: TrainConfig | None = None,
     student_landmarks: str | Sequence[str] | None = None,
     seeds: Sequence[int] = (0,),
+    ensemble: int = 1,
     refit: bool = True,
     out: Path | None = None,
     title: str | None = None,
@@ -576,6 +584,14 @@ def run_experiment(
         default all landmarks.
     seeds : sequence of int, default (0,)
         One direct and one distilled training run per seed; the table shows mean ± std.
+    ensemble : int, default 1
+        Students per run: each run's model is the mean of the class probabilities of this
+        many students, trained with seeds ``seed * ensemble + i`` (see
+        :func:`gkd.train.member_seeds`); inference costs as many forward passes. In
+        leave-one-subject-out checks on UTD-MHAD subjects 1, 3 and 5 (``benches/tune_mhad.py
+        --ensemble-check``, seeds 0-2) three students beat one by 3.0 (direct) and 2.9
+        (distilled) points. A run's ``best_epoch`` is then the list of its students' epochs and
+        ``validation_accuracy`` their mean.
     refit : bool, default True
         After choosing the epoch on validation, train each student again on training +
         validation rows for that many epochs (the validation rows join the teacher's
@@ -619,6 +635,8 @@ def run_experiment(
     resolve_device(device)  # fail early on a GPU request without a GPU
     if not seeds:
         raise ValueError("seeds must name at least one seed")
+    if isinstance(ensemble, bool) or int(ensemble) != ensemble or ensemble < 1:
+        raise ValueError(f"ensemble must be a positive number of students, got {ensemble!r}")
     if timing_repeats < 1:
         raise ValueError(f"timing_repeats must be >= 1, got {timing_repeats}")
     n = len(dataset)
@@ -767,61 +785,80 @@ def run_experiment(
     clock = time.perf_counter()
     effective: TrainConfig | None = None
     for seed in seeds:
-        config = replace(base_config, seed=int(seed), device=device, threads=threads)
         for method, targets in ((DIRECT, None), (DISTILLED, train_targets)):
             short = "direct" if targets is None else "distilled"
-            with reporter.training(f"{short}, seed {seed}", config.epochs) as callback:
-                result = train(
-                    train_set=train_set,
-                    validation_set=validation_set,
-                    config=config,
-                    teacher_targets=targets,
-                    progress=callback,
-                )
-            # The config as trained (e.g. preprocessing filled in from the landmarks).
-            effective = effective or result.config
-            selected = result
-            if refit:
-                refit_config = replace(config, epochs=result.best_epoch)
-                with reporter.training(f"{short} refit, seed {seed}", result.best_epoch) as cb:
-                    selected = train(
-                        train_set=student_data.subset(refit_rows),
-                        validation_set=None,
-                        config=refit_config,
-                        teacher_targets=None if targets is None else refit_targets,
-                        progress=cb,
+            chosen: list[TrainResult] = []  # per member: the run that chose the epoch
+            reported: list[TrainResult] = []  # per member: the model that is scored
+            for member, member_seed in enumerate(member_seeds(int(seed), ensemble)):
+                config = replace(base_config, seed=member_seed, device=device, threads=threads)
+                name = f"{short}, seed {member_seed}"
+                with reporter.training(name, config.epochs) as callback:
+                    result = train(
+                        train_set=train_set,
+                        validation_set=validation_set,
+                        config=config,
+                        teacher_targets=targets,
+                        progress=callback,
                     )
-            probabilities = predict_proba(selected.model, test_set, device="cpu")
+                # The config as trained (e.g. preprocessing filled in from the landmarks).
+                effective = effective or result.config
+                selected = result
+                if refit:
+                    refit_config = replace(config, epochs=result.best_epoch)
+                    with reporter.training(f"{name}, refit", result.best_epoch) as cb:
+                        selected = train(
+                            train_set=student_data.subset(refit_rows),
+                            validation_set=None,
+                            config=refit_config,
+                            teacher_targets=None if targets is None else refit_targets,
+                            progress=cb,
+                        )
+                chosen.append(result)
+                reported.append(selected)
+                reporter.message(
+                    f"{name}: best epoch {result.best_epoch}, validation "
+                    f"{100 * (result.best_validation_accuracy or 0):.1f} %"
+                )
+                if out is not None:
+                    stem = f"{short}_seed{seed}" + (f"_member{member}" if ensemble > 1 else "")
+                    path = out / "checkpoints" / f"{stem}.pt"
+                    extra = {**checkpoint_extra, "method": method, "member_seed": member_seed}
+                    save_checkpoint(path, selected, extra=extra)
+                    files.append(path)
+            models = [r.model for r in reported]
+            probabilities = ensemble_proba(models, test_set, device="cpu")
             predicted = probabilities.argmax(axis=1).astype(np.int64)
             metrics: dict[str, Any] = classification_metrics(
                 labels[test_rows], predicted, n_classes=n_classes
             )
+            batch = reported[0].config.eval_batch_size
             cpu_ms, gpu_ms = _student_inference_ms(
-                selected, test_set, threads=threads, repeats=timing_repeats
+                models, test_set, batch_size=batch, threads=threads, repeats=timing_repeats
             )
+            epochs_chosen = [r.best_epoch for r in chosen]
             metrics.update(
                 infer_ms=cpu_ms,
                 infer_ms_gpu=gpu_ms,
                 seed=int(seed),
-                best_epoch=result.best_epoch,
-                validation_accuracy=result.best_validation_accuracy,
-                train_seconds=result.seconds + (selected.seconds if refit else 0.0),
+                member_seeds=member_seeds(int(seed), ensemble),
+                best_epoch=epochs_chosen[0] if ensemble == 1 else epochs_chosen,
+                validation_accuracy=float(
+                    np.mean([r.best_validation_accuracy or 0.0 for r in chosen])
+                ),
+                train_seconds=sum(r.seconds for r in chosen)
+                + (sum(r.seconds for r in reported) if refit else 0.0),
             )
             runs[method].append(metrics)
             if seed == seeds[0]:
-                histories[short] = result.history
+                histories[short] = chosen[0].history
                 confusions[method] = confusion_matrix(
                     labels[test_rows], predicted, n_classes=n_classes
                 )
             reporter.message(
-                f"{short} seed {seed}: best epoch {result.best_epoch}, validation "
-                f"{100 * (result.best_validation_accuracy or 0):.1f} %, test "
-                f"{100 * metrics['accuracy']:.1f} %"
+                f"{short} seed {seed}"
+                + (f" (ensemble of {ensemble})" if ensemble > 1 else "")
+                + f": test {100 * metrics['accuracy']:.1f} %"
             )
-            if out is not None:
-                path = out / "checkpoints" / f"{short}_seed{seed}.pt"
-                save_checkpoint(path, selected, extra={**checkpoint_extra, "method": method})
-                files.append(path)
     stages["students"] = time.perf_counter() - clock
 
     # 5. Report: plots first, so the recorded wall time covers everything but the tables.
@@ -855,6 +892,7 @@ def run_experiment(
         "distance_scale": scale,
         "train_config": effective.to_dict() if effective is not None else None,
         "seeds": [int(s) for s in seeds],
+        "ensemble": int(ensemble),
         "refit": refit,
         "student_device": str(resolve_device(device)),
         "machine": _machine(threads),
@@ -951,6 +989,11 @@ def _markdown(
         f"Students: {epochs} epoch{'' if epochs == 1 else 's'} on {info['student_device']}, "
         f"epoch chosen on validation "
         f"(distilled: {best})"
+        + (
+            f"; each model is an ensemble of {info['ensemble']} students"
+            if info.get("ensemble", 1) > 1
+            else ""
+        )
         + (", then refit on train + validation" if info["refit"] else "")
         + "."
     )
@@ -1087,6 +1130,7 @@ def run_mhad(
     quick: bool = False,
     epochs: int | None = None,
     seeds: Sequence[int] = (0,),
+    ensemble: int = 1,
     teacher: TeacherConfig | None = None,
     train_config: TrainSettings = None,
     refit: bool = True,
@@ -1121,7 +1165,7 @@ def run_mhad(
         Keep only the first this many sequences of each (subject, action): for tests.
     class_limit : int, optional
         Keep only the first this many actions: for tests.
-    seeds, teacher, refit, out, cache_dir, threads, device, reporter, metadata
+    seeds, ensemble, teacher, refit, out, cache_dir, threads, device, reporter, metadata
         As for :func:`run_experiment`.
 
     Returns
@@ -1169,6 +1213,7 @@ def run_mhad(
         teacher=teacher,
         train_config=config,
         seeds=seeds,
+        ensemble=ensemble,
         refit=refit,
         out=out,
         title=title,
@@ -1187,6 +1232,7 @@ def run_signum(
     quick: bool = False,
     epochs: int | None = None,
     seeds: Sequence[int] = (0,),
+    ensemble: int = 1,
     teacher: TeacherConfig | None = None,
     train_config: TrainSettings = None,
     refit: bool = True,
@@ -1212,7 +1258,7 @@ def run_signum(
         Training epochs (default ``TrainConfig().epochs``; overrides ``train_config``).
     train_config : TrainConfig or mapping, optional
         A full configuration, or fields overriding ``TrainConfig()``.
-    seeds, teacher, refit, out, cache_dir, threads, device, reporter, metadata
+    seeds, ensemble, teacher, refit, out, cache_dir, threads, device, reporter, metadata
         As for :func:`run_experiment`.
 
     Returns
@@ -1243,6 +1289,7 @@ def run_signum(
         train_config=config,
         student_landmarks=hands,
         seeds=seeds,
+        ensemble=ensemble,
         refit=refit,
         out=out,
         title="SIGNUM (both hands): k-NN teacher, direct transformer, distilled student",
@@ -1265,6 +1312,7 @@ def run_npz(
     quick: bool = False,
     epochs: int | None = None,
     seeds: Sequence[int] = (0,),
+    ensemble: int = 1,
     train_config: TrainSettings = None,
     refit: bool = True,
     out: Path | None = None,
@@ -1294,7 +1342,7 @@ def run_npz(
         Training epochs (default ``TrainConfig().epochs``; overrides ``train_config``).
     train_config : TrainConfig or mapping, optional
         A full configuration, or fields overriding ``TrainConfig()``.
-    seeds, refit, out, cache_dir, threads, device, reporter, metadata
+    seeds, ensemble, refit, out, cache_dir, threads, device, reporter, metadata
         As for :func:`run_experiment`.
 
     Returns
@@ -1326,6 +1374,7 @@ def run_npz(
         train_config=config,
         student_landmarks=student_landmarks,
         seeds=seeds,
+        ensemble=ensemble,
         refit=refit,
         out=out,
         title=(
@@ -1343,20 +1392,22 @@ def run_npz(
 
 def predict_file(
     *,
-    checkpoint: Path,
+    checkpoint: Path | Sequence[Path],
     data: Path,
     device: str = "cpu",
     batch_size: int = 256,
 ) -> Predictions:
-    """Classify every sequence of a generic ``.npz`` file with a saved student.
+    """Classify every sequence of a generic ``.npz`` file with a saved student (or several).
 
     The landmarks the student was trained on (recorded in checkpoints written by
     :func:`run_experiment`, e.g. both hands for SIGNUM) are selected from the file first.
 
     Parameters
     ----------
-    checkpoint : pathlib.Path
-        A student checkpoint (``checkpoints/*.pt`` of an experiment).
+    checkpoint : pathlib.Path or sequence of pathlib.Path
+        A student checkpoint (``checkpoints/*.pt`` of an experiment), or the checkpoints of
+        an ensemble (``*_member0.pt``, ``*_member1.pt``, ...), whose class probabilities are
+        averaged.
     data : pathlib.Path
         Sequences in the generic ``.npz`` format.
     device : {"cpu", "cuda", "auto"}, default "cpu"
@@ -1371,14 +1422,25 @@ def predict_file(
     Raises
     ------
     FileNotFoundError
-        If either file does not exist.
+        If a file does not exist.
     ValueError
-        If the checkpoint is not a gkd student, or the data's landmarks do not fit it.
+        If a checkpoint is not a gkd student, the checkpoints of an ensemble disagree on
+        classes or landmarks, or the data's landmarks do not fit them.
     """
-    model, info = load_checkpoint(Path(checkpoint), device=device)
+    paths = (
+        [Path(checkpoint)] if isinstance(checkpoint, (str, Path)) else [Path(c) for c in checkpoint]
+    )
+    if not paths:
+        raise ValueError("predict_file needs at least one checkpoint")
+    loaded = [load_checkpoint(path, device=device) for path in paths]
+    info = loaded[0][1]
+    landmarks = (info.get("extra") or {}).get("student_landmarks")
+    for path, (_, other) in zip(paths[1:], loaded[1:], strict=True):
+        if list(other["class_names"]) != list(info["class_names"]):
+            raise ValueError(f"{path} names other classes than {paths[0]}")
+        if (other.get("extra") or {}).get("student_landmarks") != landmarks:
+            raise ValueError(f"{path} reads other landmarks than {paths[0]}")
     dataset = load_npz(Path(data))
-    extra = info.get("extra") or {}
-    landmarks = extra.get("student_landmarks")
     if landmarks:
         try:
             dataset = dataset.select_landmarks(landmarks)
@@ -1386,12 +1448,14 @@ def predict_file(
             raise ValueError(
                 f"{data}: the student reads landmarks {landmarks}, which this file lacks ({error})"
             ) from error
-    if dataset.n_landmarks * 3 != model.n_inputs:
-        raise ValueError(
-            f"{data}: {dataset.n_landmarks} landmarks per frame, but the student in "
-            f"{checkpoint} reads {model.n_inputs // 3}"
-        )
-    probabilities = predict_proba(model, dataset, batch_size=batch_size)
+    for path, (model, _) in zip(paths, loaded, strict=True):
+        if dataset.n_landmarks * 3 != model.n_inputs:
+            raise ValueError(
+                f"{data}: {dataset.n_landmarks} landmarks per frame, but the student in "
+                f"{path} reads {model.n_inputs // 3}"
+            )
+    models = [model for model, _ in loaded]
+    probabilities = ensemble_proba(models, dataset, batch_size=batch_size)
     class_names = list(info["class_names"])
     labels = dataset.labels if dataset.class_names == class_names else None
     return Predictions(

@@ -45,8 +45,9 @@ def summarize(runs: Runs) -> dict[str, dict[str, dict[str, Any]]]:
     Parameters
     ----------
     runs : mapping of str to sequence of mapping
-        Method name -> one dict per run with keys from :data:`METRICS` (others are kept as
-        well); a missing or None value is left out of that metric.
+        Method name -> one dict per run with keys from :data:`METRICS` (other numeric keys are
+        summarised as well); a missing or None value is left out of that metric, and a key
+        whose values are not numbers (an ensemble's list of seeds) is not summarised.
 
     Returns
     -------
@@ -67,6 +68,8 @@ def summarize(runs: Runs) -> dict[str, dict[str, dict[str, Any]]]:
         summary[method] = {}
         for key in keys:
             values = [run.get(key) for run in method_runs]
+            if any(isinstance(v, (list, tuple, dict, str)) for v in values):
+                continue  # e.g. member seeds or per-student epochs: kept in the runs only
             numbers = [float(v) for v in values if v is not None]
             if not numbers:
                 continue

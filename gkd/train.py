@@ -35,7 +35,9 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "augment_batch",
+    "ensemble_proba",
     "load_checkpoint",
+    "member_seeds",
     "predict",
     "predict_proba",
     "resolve_device",
@@ -660,6 +662,42 @@ def predict_proba(
     flat = sequences.reshape(sequences.shape[0], sequences.shape[1], -1)
     logits = _evaluate(model, flat, lengths, batch_size, target)
     return torch.softmax(logits, dim=1).numpy()
+
+
+def ensemble_proba(
+    models: Sequence[MotionTransformer],
+    dataset: DatasetLike,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Mean class probabilities of several students (an ensemble); see :func:`predict_proba`.
+
+    Raises
+    ------
+    ValueError
+        If ``models`` is empty or the students disagree on the number of classes.
+    """
+    if not models:
+        raise ValueError("an ensemble needs at least one model")
+    classes = {model.n_classes for model in models}
+    if len(classes) > 1:
+        raise ValueError(f"the students of an ensemble predict different class counts {classes}")
+    total = predict_proba(models[0], dataset, batch_size=batch_size, device=device)
+    for model in models[1:]:
+        total += predict_proba(model, dataset, batch_size=batch_size, device=device)
+    return total / len(models)
+
+
+def member_seeds(seed: int, size: int) -> list[int]:
+    """Seeds of the ``size`` students of run ``seed``: ``seed * size + i``.
+
+    Runs 0, 1, 2 of three-student ensembles use seeds 0-2, 3-5 and 6-8, so no two runs share a
+    student, and a single student (``size`` 1) keeps its run's seed.
+    """
+    if size < 1:
+        raise ValueError(f"an ensemble needs at least one student, got {size}")
+    return [seed * size + i for i in range(size)]
 
 
 def predict(

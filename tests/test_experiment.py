@@ -201,6 +201,35 @@ def test_refit_trains_again_on_train_and_validation(motion, tmp_path, monkeypatc
     assert sizes == [(n_train, False), (n_train, False)]
 
 
+def test_an_ensemble_averages_its_students(motion, tmp_path, monkeypatch):
+    seeds_trained = []
+    real_train = experiment.train
+
+    def spy(**kwargs):
+        seeds_trained.append((kwargs["config"].seed, kwargs["validation_set"] is None))
+        return real_train(**kwargs)
+
+    monkeypatch.setattr(experiment, "train", spy)
+    out = tmp_path / "out"
+    result = run(motion, tmp_path, seeds=(1,), ensemble=3, out=out)
+    # run 1 of three-student ensembles: seeds 3, 4, 5, each chosen on validation, then refit
+    per_method = [(s, refit) for s in (3, 4, 5) for refit in (False, True)]
+    assert seeds_trained == per_method * 2
+    distilled = result.runs[DISTILLED][0]
+    assert distilled["member_seeds"] == [3, 4, 5] and len(distilled["best_epoch"]) == 3
+    assert result.document["metadata"]["ensemble"] == 3
+    assert "ensemble of 3 students" in result.markdown
+    paths = [out / "checkpoints" / f"distilled_seed1_member{i}.pt" for i in range(3)]
+    test_set = motion.subset(rows(motion, 4))
+    members = [load_checkpoint(path)[0] for path in paths]
+    assert [load_checkpoint(p)[1]["extra"]["member_seed"] for p in paths] == [3, 4, 5]
+    mean = np.mean([predict_proba(m, test_set) for m in members], axis=0)
+    accuracy = np.mean(mean.argmax(axis=1) == test_set.labels)
+    assert accuracy == pytest.approx(distilled["accuracy"])
+    with pytest.raises(ValueError, match="ensemble"):
+        run(motion, tmp_path, ensemble=0)
+
+
 def test_training_settings_of_data_set_experiments():
     settings = experiment._train_config
     default = settings(None, epochs=None, quick=False, default_epochs=40)
@@ -269,6 +298,14 @@ def test_npz_experiment_and_prediction(motion, tmp_path):
     np.testing.assert_allclose(predictions.probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert np.array_equal(predictions.labels, motion.labels)
     assert np.all(predictions.confidence >= 1.0 / motion.n_classes)
+
+    # Two checkpoints: an ensemble, whose probabilities are the mean of its students'.
+    students = [tmp_path / f"out/checkpoints/{m}_seed0.pt" for m in ("direct", "distilled")]
+    pair = predict_file(checkpoint=students, data=path)
+    alone = [predict_file(checkpoint=c, data=path).probabilities for c in students]
+    np.testing.assert_allclose(pair.probabilities, np.mean(alone, axis=0), rtol=1e-6)
+    with pytest.raises(ValueError, match="at least one checkpoint"):
+        predict_file(checkpoint=[], data=path)
 
     other = make_synthetic_motion(3, n_subjects=1, per_subject=1, n_landmarks=4)
     save_npz(other, tmp_path / "other.npz")

@@ -113,6 +113,8 @@ def test_summarize_mean_and_sample_std():
     assert student["accuracy"]["n"] == 3
     assert student["infer_ms"]["n"] == 2  # the None is left out
     assert summary["k-NN (k=1)"]["f1"]["std"] == 0.0
+    ensembles = summarize({"e": [{"accuracy": 0.9, "member_seeds": [0, 1]}, {"accuracy": 0.8}]})
+    assert set(ensembles["e"]) == {"accuracy"}  # lists are kept in the runs, not summarised
     with pytest.raises(ValueError, match="no runs"):
         summarize({"empty": []})
     with pytest.raises(ValueError, match="non-finite"):

@@ -17,7 +17,9 @@ from gkd.train import (
     EpochStats,
     TrainConfig,
     augment_batch,
+    ensemble_proba,
     load_checkpoint,
+    member_seeds,
     predict,
     predict_proba,
     save_checkpoint,
@@ -190,6 +192,28 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, trained, da
     assert metadata["training"]["best_epoch"] == trained.best_epoch
     assert TrainConfig.from_dict(metadata["training"]["config"]) == trained.config
     assert model.preprocessing == trained.model.preprocessing
+
+
+def test_member_seeds_never_overlap_between_runs():
+    assert member_seeds(4, 1) == [4]
+    assert member_seeds(0, 3) + member_seeds(1, 3) == list(range(6))
+    with pytest.raises(ValueError, match="at least one student"):
+        member_seeds(0, 0)
+
+
+def test_ensemble_proba_is_the_mean_of_its_members(trained, data):
+    validation_set = data[1]
+    model = trained.model
+    other = MotionTransformer(model.n_inputs, model.n_classes, d_model=16, n_heads=2).eval()
+    single = [predict_proba(m, validation_set) for m in (model, other)]
+    np.testing.assert_allclose(
+        ensemble_proba([model, other], validation_set), (single[0] + single[1]) / 2, rtol=1e-6
+    )
+    np.testing.assert_array_equal(ensemble_proba([other], validation_set), single[1])
+    with pytest.raises(ValueError, match="at least one model"):
+        ensemble_proba([], validation_set)
+    with pytest.raises(ValueError, match="class counts"):
+        ensemble_proba([other, MotionTransformer(other.n_inputs, 2)], validation_set)
 
 
 def test_checkpoint_of_a_bare_model(tmp_path):
