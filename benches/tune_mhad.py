@@ -17,18 +17,24 @@ A variant is ``default`` or a list of changes from the current defaults,
 - ``temperature``: the soft-target temperature, or ``auto`` for the candidate with the
   lowest validation cross-entropy (gkd-run's ``--temperature auto``);
 - ``kd_temperature``: ``TrainConfig.temperature``, the temperature of the student's logits;
-- ``velocities``, ``distances``: :class:`gkd.student.Preprocessing` switches;
+- ``velocities``, ``distances``, ``frames``: :class:`gkd.student.Preprocessing` fields;
+- ``blends``: add this many (times the training set) blends of two training sequences to
+  the distilled student's training set, labelled by the teacher (``blend_low``: the first
+  source's smallest weight, default 0.5);
 - any other :class:`gkd.train.TrainConfig` field.
 
 A direct transformer is trained only when the variant changes it. ``--refit-check`` instead
 compares, per held-out subject, a distilled student selected on a validation subject with
-one refit on training + validation subjects (gkd-run's default).
+one refit on training + validation subjects (gkd-run's default); ``--ensemble-check``
+compares single students with the mean of their probabilities over ``--seeds`` (gkd-run's
+``--ensemble``).
 
 Usage::
 
     python benches/tune_mhad.py --variants default temperature=auto --seeds 0 1
     python benches/tune_mhad.py --variants 'distances=false' --threads 1 --out cv.jsonl
     python benches/tune_mhad.py --refit-check --seeds 0 1
+    python benches/tune_mhad.py --ensemble-check --seeds 0 1 2 --threads 1
 """
 
 from __future__ import annotations
@@ -36,20 +42,23 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from gkd.cache import DistanceCache
-from gkd.datasets import load_mhad_all
+from gkd.datasets import MotionDataset, load_mhad_all
+from gkd.distances import cross
 
 # The pipeline's own scale and temperature rule (private helpers), so the folds match it.
 from gkd.experiment import TeacherConfig, _choose_temperature, _training_scale
-from gkd.student import Preprocessing
+from gkd.student import Preprocessing, resample_frames
 from gkd.teacher import DEFAULT_TEMPERATURE, soft_targets
-from gkd.train import TrainConfig, predict, train
+from gkd.train import TrainConfig, predict, predict_proba, train
 
 
 def _train_targets(
@@ -72,6 +81,107 @@ def _train_targets(
         self_index=np.arange(len(rows)) if mode == "leave-one-out" else None,
         exclude=own_subject if mode == "leave-subject-out" else None,
     )
+
+
+def _normalised_points(points: np.ndarray, centre_landmarks: Sequence[int]) -> np.ndarray:
+    """One sequence (T, L, 3) centred on its mean centre point and scaled to unit RMS."""
+    landmarks = list(centre_landmarks) or list(range(points.shape[1]))
+    centred = points - points[:, landmarks].mean(axis=(0, 1))
+    rms = float(np.sqrt(np.mean(np.square(centred))))
+    return centred / max(rms, 1e-9)
+
+
+def _mix_sequences(
+    dataset: MotionDataset,
+    count: int,
+    *,
+    seed: int,
+    weight_range: tuple[float, float],
+    centre_landmarks: Sequence[int],
+) -> tuple[MotionDataset, np.ndarray, np.ndarray]:
+    """``count`` random blends ``w * first + (1 - w) * second`` of two different sequences.
+
+    Both sources are centred and scaled to unit RMS (bodies of any size and position blend),
+    the second resampled to the first one's length; ``w`` is uniform in ``weight_range``.
+    Returns the blends (with the first source's length, label and subject), the source rows
+    (count, 2) and the weights.
+    """
+    rng = np.random.default_rng(seed)
+    first = rng.integers(len(dataset), size=count)
+    # A different second source: shift by 1..N-1 places.
+    second = (first + rng.integers(1, len(dataset), size=count)) % len(dataset)
+    weights = rng.uniform(*weight_range, size=count)
+    sequences = np.zeros((count, dataset.max_frames, dataset.n_landmarks, 3), dtype=np.float32)
+    for row, (i, j, w) in enumerate(zip(first, second, weights, strict=True)):
+        a = dataset.sequences[i, : dataset.lengths[i]].astype(np.float64)
+        b = dataset.sequences[j, : dataset.lengths[j]].astype(np.float64)
+        a = _normalised_points(a, centre_landmarks)
+        b = _normalised_points(b, centre_landmarks).reshape(1, len(b), -1)
+        b = resample_frames(torch.from_numpy(b), torch.zeros(b.shape[:2], dtype=torch.bool), len(a))
+        b = b.numpy().reshape(a.shape)
+        sequences[row, : len(a)] = w * a + (1.0 - w) * b
+    mixed = replace(
+        dataset,
+        sequences=sequences,
+        lengths=dataset.lengths[first].copy(),
+        labels=dataset.labels[first].copy(),
+        subjects=dataset.subjects[first].copy(),
+    )
+    return mixed, np.stack([first, second], axis=1).astype(np.int64), weights
+
+
+def _with_blends(
+    train_set,
+    targets: np.ndarray,
+    *,
+    ratio: float,
+    low: float,
+    scale: float,
+    temperature: float,
+    teacher: TeacherConfig,
+    seed: int,
+    threads: int | None,
+):
+    """The training set plus ``ratio * N`` blends of training sequences, labelled by the teacher.
+
+    A blend's target leaves out both of its sources, as a training row's leaves out itself.
+    """
+    centre = Preprocessing.for_landmarks(train_set.landmark_names).centre_landmarks
+    mixed, sources, _ = _mix_sequences(
+        train_set,
+        round(ratio * len(train_set)),
+        seed=seed,
+        weight_range=(low, 1.0),
+        centre_landmarks=centre,
+    )
+    d = cross(
+        mixed.sequences,
+        train_set.sequences,
+        lengths_a=mixed.lengths,
+        lengths_b=train_set.lengths,
+        metric=teacher.metric,
+        threads=threads,
+    )
+    rows = np.arange(len(mixed))
+    own = np.zeros(d.shape, dtype=bool)
+    own[rows, sources[:, 0]] = True
+    own[rows, sources[:, 1]] = True
+    mixed_targets = soft_targets(
+        d / scale,
+        train_set.labels,
+        n_classes=train_set.n_classes,
+        temperature=temperature,
+        normalization="none",
+        exclude=own,
+    )
+    combined = replace(
+        train_set,
+        sequences=np.concatenate([train_set.sequences, mixed.sequences]),
+        lengths=np.concatenate([train_set.lengths, mixed.lengths]),
+        labels=np.concatenate([train_set.labels, mixed.labels]),
+        subjects=np.concatenate([train_set.subjects, mixed.subjects]),
+    )
+    return combined, np.concatenate([targets, mixed_targets])
 
 
 def _scale(distances: np.ndarray, rows: np.ndarray) -> float:
@@ -136,6 +246,63 @@ def _refit_check(data, distances: np.ndarray, config: TrainConfig, args, t: floa
             )
 
 
+def _ensemble_check(data, distances: np.ndarray, config: TrainConfig, args, t: float) -> None:
+    """Held-out accuracy of single students vs the mean of their probabilities over seeds.
+
+    No epoch is selected on the held-out subject: every student trains for ``config.epochs``
+    on the other tuning subjects, so single and ensemble scores are both honest estimates.
+    """
+    totals: dict[str, list[float]] = {"direct": [], "distilled": []}
+    ensembles: dict[str, list[float]] = {"direct": [], "distilled": []}
+    for held_out in args.subjects:
+        rows = np.flatnonzero(np.isin(data.subjects, args.subjects) & (data.subjects != held_out))
+        test_set = data.subset(np.flatnonzero(data.subjects == held_out))
+        targets = _train_targets(
+            distances,
+            rows,
+            data,
+            scale=_scale(distances, rows),
+            temperature=t,
+            mode="leave-one-out",
+        )
+        for method, soft in (("direct", None), ("distilled", targets)):
+            probabilities = [
+                predict_proba(
+                    train(
+                        train_set=data.subset(rows),
+                        validation_set=None,
+                        config=replace(config, seed=seed),
+                        teacher_targets=soft,
+                    ).model,
+                    test_set,
+                )
+                for seed in args.seeds
+            ]
+            singles = [float(np.mean(p.argmax(1) == test_set.labels)) for p in probabilities]
+            mean_p = np.mean(probabilities, axis=0)
+            ensemble = float(np.mean(mean_p.argmax(1) == test_set.labels))
+            totals[method] += singles
+            ensembles[method].append(ensemble)
+            print(
+                json.dumps(
+                    {
+                        "ensemble_check": held_out,
+                        "method": method,
+                        "seeds": args.seeds,
+                        "singles": singles,
+                        "ensemble": ensemble,
+                    }
+                ),
+                flush=True,
+            )
+    for method in totals:
+        print(
+            f"{method}: single students {100 * np.mean(totals[method]):.1f}, "
+            f"ensembles of {len(args.seeds)} {100 * np.mean(ensembles[method]):.1f}",
+            flush=True,
+        )
+
+
 def _parse(spec: str) -> dict[str, Any]:
     """'temperature=0.1,velocities=true' -> {"temperature": 0.1, "velocities": True}."""
     if "=" not in spec:
@@ -172,6 +339,11 @@ def main() -> None:
         action="store_true",
         help="instead: distilled students selected on validation vs refit on train + validation",
     )
+    parser.add_argument(
+        "--ensemble-check",
+        action="store_true",
+        help="instead: single students vs the mean of their probabilities over --seeds",
+    )
     args = parser.parse_args()
 
     data = load_mhad_all()
@@ -185,7 +357,11 @@ def main() -> None:
         mode = changes.pop("targets", "leave-one-out")
         fixed_t = changes.pop("temperature", None)
         kd_t = changes.pop("kd_temperature", None)
-        features = {key: changes.pop(key) for key in ("velocities", "distances") if key in changes}
+        blend_ratio = float(changes.pop("blends", 0.0))
+        blend_low = float(changes.pop("blend_low", 0.5))
+        features = {
+            key: changes.pop(key) for key in ("velocities", "distances", "frames") if key in changes
+        }
         config = TrainConfig(**changes, threads=args.threads, device="cpu")
         if kd_t is not None:
             config = replace(config, temperature=kd_t)
@@ -195,6 +371,11 @@ def main() -> None:
             if fixed_t == "auto":
                 raise SystemExit("--refit-check needs a fixed temperature")
             _refit_check(data, distances, config, args, fixed_t or DEFAULT_TEMPERATURE)
+            continue
+        if args.ensemble_check:
+            if fixed_t == "auto":
+                raise SystemExit("--ensemble-check needs a fixed temperature")
+            _ensemble_check(data, distances, config, args, fixed_t or DEFAULT_TEMPERATURE)
             continue
         scores: dict[str, list[float]] = {
             m: [] for m in ("direct", "distilled", "direct-last", "distilled-last")
@@ -219,6 +400,19 @@ def main() -> None:
                 distances, train_rows, data, scale=scale, temperature=t, mode=mode
             )
             train_set, val_set = data.subset(train_rows), data.subset(val_rows)
+            distilled_set = train_set
+            if blend_ratio > 0:
+                distilled_set, targets = _with_blends(
+                    train_set,
+                    targets,
+                    ratio=blend_ratio,
+                    low=blend_low,
+                    scale=scale,
+                    temperature=t,
+                    teacher=teacher,
+                    seed=held_out,
+                    threads=args.threads,
+                )
             for seed in args.seeds:
                 cfg = replace(config, seed=seed)
                 if features:
@@ -235,7 +429,7 @@ def main() -> None:
                     ):
                         continue  # teacher-only or distillation-only change: direct is default's
                     result = train(
-                        train_set=train_set,
+                        train_set=train_set if soft is None else distilled_set,
                         validation_set=val_set,
                         config=cfg,
                         teacher_targets=soft,
