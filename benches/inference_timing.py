@@ -3,7 +3,8 @@
 Re-measures, on a quiet machine, the timing column of an experiment whose results and
 checkpoints are in ``--run`` (a ``gkd-run mhad --out`` folder): k-NN = one test sequence
 against every reference (train + validation) plus the vote; students = batched CPU inference
-over the test split from the saved checkpoints. Medians over ``--repeats`` after a warm-up.
+over the test split from the saved checkpoints (all students of a run made with
+``--ensemble``). Medians over ``--repeats`` after a warm-up.
 
 Usage::
 
@@ -13,7 +14,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +24,7 @@ import torch
 
 from gkd import cross, knn_predict, load_mhad
 from gkd.metrics import time_inference
-from gkd.train import load_checkpoint, predict_proba
+from gkd.train import ensemble_proba, load_checkpoint
 
 
 def main() -> None:
@@ -60,18 +63,25 @@ def main() -> None:
         f"k-NN teacher: {knn:.1f} ms/sample, {len(references)} references, {args.threads} threads"
     )
     for kind in ("direct", "distilled"):
-        times = []
+        runs: dict[str, list[Path]] = defaultdict(list)  # a run's checkpoints: its students
         for checkpoint in sorted(args.run.glob(f"checkpoints/{kind}_seed*.pt")):
-            model, _ = load_checkpoint(checkpoint)
+            runs[re.sub(r"_member\d+$", "", checkpoint.stem)].append(checkpoint)
+        times = []
+        for paths in runs.values():
+            models = [load_checkpoint(path)[0] for path in paths]
             times.append(
                 time_inference(
-                    lambda model=model: predict_proba(model, test, batch_size=256, device="cpu"),
+                    lambda models=models: ensemble_proba(models, test, device="cpu"),
                     n_samples=len(test),
                     warmup=1,
                     repeats=args.repeats,
                 )
             )
-        print(f"{kind} student: {statistics.median(times):.3f} ms/sample, {len(times)} seeds")
+        students = {len(paths) for paths in runs.values()}
+        print(
+            f"{kind}: {statistics.median(times):.3f} ms/sample, {len(runs)} seeds, "
+            f"{'/'.join(map(str, sorted(students)))} student(s) each"
+        )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import gkd.experiment as experiment
 from gkd.cache import DistanceCache, cached_pairwise, distance_key
 from gkd.cli import app
 from gkd.datasets import load_npz, make_synthetic_motion, make_synthetic_signum, save_npz
+from gkd.experiment import predict_file
 
 runner = CliRunner()
 # A small student, so that training takes a fraction of a second.
@@ -333,6 +334,37 @@ def test_predict_table_and_csv(fitted, motion_file, tmp_path):
     result = invoke("predict", checkpoint, motion_file, "--output", target, "--quiet")
     assert result.exit_code == 0 and result.output == ""
     assert target.read_text() == invoke("predict", checkpoint, motion_file, "--csv").stdout
+
+
+def test_fit_an_ensemble_and_predict_with_all_its_students(motion_file, tmp_path):
+    out = tmp_path / "out"
+    result = invoke(
+        "fit",
+        motion_file,
+        "--test-subjects",
+        "4",
+        "--ensemble",
+        "2",
+        "--train-config",
+        TINY[:-1] + ', "epochs": 2}',
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--out",
+        out,
+        "--cache-dir",
+        tmp_path / "cache",
+        "--quiet",
+    )
+    assert result.exit_code == 0, result.output
+    members = [out / "checkpoints" / f"distilled_seed0_member{i}.pt" for i in (0, 1)]
+    result = invoke("predict", members[0], motion_file, "--with", members[1], "--csv", "--quiet")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.output)))[1:]
+    expected = predict_file(checkpoint=members, data=motion_file)
+    assert [float(row[2]) for row in rows] == pytest.approx(expected.confidence, abs=1e-4)
+    assert json.loads((out / "results.json").read_text())["metadata"]["ensemble"] == 2
 
 
 def test_predict_errors(fitted, motion_file, tmp_path):
