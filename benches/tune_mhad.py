@@ -189,6 +189,13 @@ def _scale(distances: np.ndarray, rows: np.ndarray) -> float:
     return _training_scale(distances[np.ix_(rows, rows)], leave_one_out=True)
 
 
+def _loo_targets(distances: np.ndarray, rows: np.ndarray, data, t: float) -> np.ndarray:
+    """Leave-one-out targets of ``rows`` at temperature ``t``, scaled by their own matrix."""
+    return _train_targets(
+        distances, rows, data, scale=_scale(distances, rows), temperature=t, mode="leave-one-out"
+    )
+
+
 def _refit_check(data, distances: np.ndarray, config: TrainConfig, args, t: float) -> None:
     """Held-out accuracy of a student selected on validation vs one refit on train + validation.
 
@@ -203,29 +210,19 @@ def _refit_check(data, distances: np.ndarray, config: TrainConfig, args, t: floa
         val_set = data.subset(np.flatnonzero(subjects == rest[-1]))
         test_set = data.subset(np.flatnonzero(subjects == held_out))
 
-        def targets(rows: np.ndarray) -> np.ndarray:
-            return _train_targets(
-                distances,
-                rows,
-                data,
-                scale=_scale(distances, rows),
-                temperature=t,
-                mode="leave-one-out",
-            )
-
         for seed in args.seeds:
             cfg = replace(config, seed=seed)
             selected = train(
                 train_set=data.subset(train_rows),
                 validation_set=val_set,
                 config=cfg,
-                teacher_targets=targets(train_rows),
+                teacher_targets=_loo_targets(distances, train_rows, data, t),
             )
             refit = train(
                 train_set=data.subset(both_rows),
                 validation_set=None,
                 config=replace(cfg, epochs=selected.best_epoch),
-                teacher_targets=targets(both_rows),
+                teacher_targets=_loo_targets(distances, both_rows, data, t),
             )
             scores = [
                 float(np.mean(predict(m, test_set) == test_set.labels))
@@ -257,14 +254,7 @@ def _ensemble_check(data, distances: np.ndarray, config: TrainConfig, args, t: f
     for held_out in args.subjects:
         rows = np.flatnonzero(np.isin(data.subjects, args.subjects) & (data.subjects != held_out))
         test_set = data.subset(np.flatnonzero(data.subjects == held_out))
-        targets = _train_targets(
-            distances,
-            rows,
-            data,
-            scale=_scale(distances, rows),
-            temperature=t,
-            mode="leave-one-out",
-        )
+        targets = _loo_targets(distances, rows, data, t)
         for method, soft in (("direct", None), ("distilled", targets)):
             probabilities = [
                 predict_proba(
