@@ -545,6 +545,43 @@ def _format_ms(value: float) -> str:
 # ----------------------------------------------------------------------------- core
 
 
+def _train_student(
+    config: TrainConfig,
+    *,
+    train_set: MotionDataset,
+    validation_set: MotionDataset,
+    targets: np.ndarray | None,
+    refit_set: MotionDataset | None,
+    refit_targets: np.ndarray | None,
+    reporter: Reporter,
+    name: str,
+) -> tuple[TrainResult, TrainResult]:
+    """One student: the run that chose its epoch on validation, and the model to score.
+
+    With ``refit_set`` the model to score is trained again on it (train + validation) for the
+    chosen number of epochs; otherwise it is the chosen run's own model.
+    """
+    with reporter.training(name, config.epochs) as callback:
+        result = train(
+            train_set=train_set,
+            validation_set=validation_set,
+            config=config,
+            teacher_targets=targets,
+            progress=callback,
+        )
+    if refit_set is None:
+        return result, result
+    with reporter.training(f"{name}, refit", result.best_epoch) as callback:
+        refitted = train(
+            train_set=refit_set,
+            validation_set=None,
+            config=replace(config, epochs=result.best_epoch),
+            teacher_targets=refit_targets,
+            progress=callback,
+        )
+    return result, refitted
+
+
 def run_experiment(
     dataset: MotionDataset,
     *,
@@ -763,6 +800,7 @@ def run_experiment(
     validation_set = student_data.subset(validation_rows)
     test_set = student_data.subset(test_rows)
     refit_rows = np.concatenate([train_rows, validation_rows])
+    refit_set = student_data.subset(refit_rows) if refit else None
     refit_targets = targets_for(refit_rows) if refit else None
     runs: dict[str, list[dict[str, Any]]] = {KNN: [knn_metrics], DIRECT: [], DISTILLED: []}
     histories: dict[str, list[EpochStats]] = {}
@@ -790,29 +828,19 @@ def run_experiment(
             chosen: list[TrainResult] = []  # per member: the run that chose the epoch
             reported: list[TrainResult] = []  # per member: the model that is scored
             for member, member_seed in enumerate(member_seeds(int(seed), ensemble)):
-                config = replace(base_config, seed=member_seed, device=device, threads=threads)
                 name = f"{short}, seed {member_seed}"
-                with reporter.training(name, config.epochs) as callback:
-                    result = train(
-                        train_set=train_set,
-                        validation_set=validation_set,
-                        config=config,
-                        teacher_targets=targets,
-                        progress=callback,
-                    )
+                result, selected = _train_student(
+                    replace(base_config, seed=member_seed, device=device, threads=threads),
+                    train_set=train_set,
+                    validation_set=validation_set,
+                    targets=targets,
+                    refit_set=refit_set,
+                    refit_targets=None if targets is None else refit_targets,
+                    reporter=reporter,
+                    name=name,
+                )
                 # The config as trained (e.g. preprocessing filled in from the landmarks).
                 effective = effective or result.config
-                selected = result
-                if refit:
-                    refit_config = replace(config, epochs=result.best_epoch)
-                    with reporter.training(f"{name}, refit", result.best_epoch) as cb:
-                        selected = train(
-                            train_set=student_data.subset(refit_rows),
-                            validation_set=None,
-                            config=refit_config,
-                            teacher_targets=None if targets is None else refit_targets,
-                            progress=cb,
-                        )
                 chosen.append(result)
                 reported.append(selected)
                 reporter.message(
