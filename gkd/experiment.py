@@ -1017,12 +1017,12 @@ def _markdown(
         f"Students: {epochs} epoch{'' if epochs == 1 else 's'} on {info['student_device']}, "
         f"epoch chosen on validation "
         f"(distilled: {best})"
+        + (", then refit on train + validation" if info["refit"] else "")
         + (
             f"; each model is an ensemble of {info['ensemble']} students"
             if info.get("ensemble", 1) > 1
             else ""
         )
-        + (", then refit on train + validation" if info["refit"] else "")
         + "."
     )
     gpu = [
