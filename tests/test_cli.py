@@ -68,19 +68,14 @@ def signum_folder(tmp_path_factory) -> Path:
     )
 
 
-@pytest.fixture(scope="module")
-def fitted(motion_file, tmp_path_factory) -> Path:
-    """Output folder of one small `gkd-run fit` run (shared by the predict tests)."""
-    out = tmp_path_factory.mktemp("fit")
+def fit_small(motion_file: Path, out: Path, *options: object) -> Path:
+    """`gkd-run fit` of the small synthetic file, test subject 4, on one CPU thread."""
     result = invoke(
         "fit",
         motion_file,
         "--test-subjects",
         "4",
-        "--epochs",
-        "1",
-        "--train-config",
-        TINY[:-1] + ', "epochs": 5}',
+        *options,
         "--device",
         "cpu",
         "--threads",
@@ -93,6 +88,19 @@ def fitted(motion_file, tmp_path_factory) -> Path:
     )
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="module")
+def fitted(motion_file, tmp_path_factory) -> Path:
+    """Output folder of one small `gkd-run fit` run (shared by the predict tests)."""
+    return fit_small(
+        motion_file,
+        tmp_path_factory.mktemp("fit"),
+        "--epochs",
+        "1",
+        "--train-config",
+        TINY[:-1] + ', "epochs": 5}',
+    )
 
 
 @pytest.mark.parametrize(
@@ -337,27 +345,14 @@ def test_predict_table_and_csv(fitted, motion_file, tmp_path):
 
 
 def test_fit_an_ensemble_and_predict_with_all_its_students(motion_file, tmp_path):
-    out = tmp_path / "out"
-    result = invoke(
-        "fit",
+    out = fit_small(
         motion_file,
-        "--test-subjects",
-        "4",
+        tmp_path / "out",
         "--ensemble",
         "2",
         "--train-config",
         TINY[:-1] + ', "epochs": 2}',
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-        "--out",
-        out,
-        "--cache-dir",
-        tmp_path / "cache",
-        "--quiet",
     )
-    assert result.exit_code == 0, result.output
     members = [out / "checkpoints" / f"distilled_seed0_member{i}.pt" for i in (0, 1)]
     result = invoke("predict", members[0], motion_file, "--with", members[1], "--csv", "--quiet")
     assert result.exit_code == 0, result.output
