@@ -56,7 +56,7 @@ from gkd.distances import cross
 
 # The pipeline's own scale and temperature rule (private helpers), so the folds match it.
 from gkd.experiment import TeacherConfig, _choose_temperature, _training_scale
-from gkd.student import Preprocessing, resample_frames
+from gkd.student import Preprocessing, preprocess, resample_frames
 from gkd.teacher import DEFAULT_TEMPERATURE, soft_targets
 from gkd.train import TrainConfig, predict, predict_proba, train
 
@@ -83,12 +83,11 @@ def _train_targets(
     )
 
 
-def _normalised_points(points: np.ndarray, centre_landmarks: Sequence[int]) -> np.ndarray:
-    """One sequence (T, L, 3) centred on its mean centre point and scaled to unit RMS."""
-    landmarks = list(centre_landmarks) or list(range(points.shape[1]))
-    centred = points - points[:, landmarks].mean(axis=(0, 1))
-    rms = float(np.sqrt(np.mean(np.square(centred))))
-    return centred / max(rms, 1e-9)
+def _normalised(points: np.ndarray, centre_landmarks: Sequence[int]) -> torch.Tensor:
+    """One sequence (T, L, 3) as a (1, T, L*3) batch, centred and scaled as the student does."""
+    batch = torch.from_numpy(points.reshape(1, len(points), -1))
+    mask = torch.zeros(batch.shape[:2], dtype=torch.bool)
+    return preprocess(batch, mask, Preprocessing(centre_landmarks=tuple(centre_landmarks)))
 
 
 def _mix_sequences(
@@ -101,7 +100,8 @@ def _mix_sequences(
 ) -> tuple[MotionDataset, np.ndarray, np.ndarray]:
     """``count`` random blends ``w * first + (1 - w) * second`` of two different sequences.
 
-    Both sources are centred and scaled to unit RMS (bodies of any size and position blend),
+    Both sources are centred and scaled as the student's input (:func:`gkd.student.preprocess`,
+    so bodies of any size and position blend),
     the second resampled to the first one's length; ``w`` is uniform in ``weight_range``.
     Returns the blends (with the first source's length, label and subject), the source rows
     (count, 2) and the weights.
@@ -115,11 +115,12 @@ def _mix_sequences(
     for row, (i, j, w) in enumerate(zip(first, second, weights, strict=True)):
         a = dataset.sequences[i, : dataset.lengths[i]].astype(np.float64)
         b = dataset.sequences[j, : dataset.lengths[j]].astype(np.float64)
-        a = _normalised_points(a, centre_landmarks)
-        b = _normalised_points(b, centre_landmarks).reshape(1, len(b), -1)
-        b = resample_frames(torch.from_numpy(b), torch.zeros(b.shape[:2], dtype=torch.bool), len(a))
-        b = b.numpy().reshape(a.shape)
-        sequences[row, : len(a)] = w * a + (1.0 - w) * b
+        first_points = _normalised(a, centre_landmarks)
+        second_points = _normalised(b, centre_landmarks)
+        unpadded = torch.zeros(second_points.shape[:2], dtype=torch.bool)
+        second_points = resample_frames(second_points, unpadded, len(a))
+        blend = w * first_points + (1.0 - w) * second_points
+        sequences[row, : len(a)] = blend.numpy().reshape(a.shape)
     mixed = replace(
         dataset,
         sequences=sequences,

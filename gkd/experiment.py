@@ -823,11 +823,12 @@ def run_experiment(
     clock = time.perf_counter()
     effective: TrainConfig | None = None
     for seed in seeds:
+        students = member_seeds(int(seed), ensemble)
         for method, targets in ((DIRECT, None), (DISTILLED, train_targets)):
             short = "direct" if targets is None else "distilled"
             chosen: list[TrainResult] = []  # per member: the run that chose the epoch
             reported: list[TrainResult] = []  # per member: the model that is scored
-            for member, member_seed in enumerate(member_seeds(int(seed), ensemble)):
+            for member, member_seed in enumerate(students):
                 name = f"{short}, seed {member_seed}"
                 result, selected = _train_student(
                     replace(base_config, seed=member_seed, device=device, threads=threads),
@@ -868,7 +869,7 @@ def run_experiment(
                 infer_ms=cpu_ms,
                 infer_ms_gpu=gpu_ms,
                 seed=int(seed),
-                member_seeds=member_seeds(int(seed), ensemble),
+                member_seeds=students,
                 best_epoch=epochs_chosen[0] if ensemble == 1 else epochs_chosen,
                 validation_accuracy=float(
                     np.mean([r.best_validation_accuracy or 0.0 for r in chosen])
