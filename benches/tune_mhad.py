@@ -185,6 +185,26 @@ def _with_blends(
     return combined, np.concatenate([targets, mixed_targets])
 
 
+def _slowed(dataset: MotionDataset, stretch: float) -> MotionDataset:
+    """Every sequence played back ``stretch`` times as long (linear interpolation).
+
+    A held-out subject made artificially slower (``stretch`` > 1) or faster: the DTW teacher
+    hardly notices, a student that learnt the training subjects' pace does.
+    """
+    lengths = np.maximum(np.round(dataset.lengths * stretch).astype(np.int64), 1)
+    sequences = np.zeros(
+        (len(dataset), int(lengths.max()), dataset.n_landmarks, 3), dtype=np.float32
+    )
+    for row, (points, old, new) in enumerate(
+        zip(dataset.sequences, dataset.lengths, lengths, strict=True)
+    ):
+        batch = torch.from_numpy(points[None, :old].reshape(1, old, -1).astype(np.float32))
+        unpadded = torch.zeros((1, old), dtype=torch.bool)
+        played = resample_frames(batch, unpadded, int(new)) if new > 1 else batch[:, :1]
+        sequences[row, :new] = played.numpy().reshape(new, dataset.n_landmarks, 3)
+    return replace(dataset, sequences=sequences, lengths=lengths)
+
+
 def _scale(distances: np.ndarray, rows: np.ndarray) -> float:
     """The pipeline's global min-max scale of the training rows."""
     return _training_scale(distances[np.ix_(rows, rows)], leave_one_out=True)
@@ -326,6 +346,14 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
     parser.add_argument(
+        "--stretch",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also score each chosen student on the held-out subject played this many times "
+        "as long (1.25: 20 %% slower)",
+    )
+    parser.add_argument(
         "--refit-check",
         action="store_true",
         help="instead: distilled students selected on validation vs refit on train + validation",
@@ -371,6 +399,8 @@ def main() -> None:
         scores: dict[str, list[float]] = {
             m: [] for m in ("direct", "distilled", "direct-last", "distilled-last")
         }
+        for stretch in args.stretch:
+            scores.update({f"direct@x{stretch:g}": [], f"distilled@x{stretch:g}": []})
         start = time.perf_counter()
         for held_out in args.subjects:
             train_rows = np.flatnonzero(np.isin(subjects, args.subjects) & (subjects != held_out))
@@ -391,6 +421,7 @@ def main() -> None:
                 distances, train_rows, data, scale=scale, temperature=t, mode=mode
             )
             train_set, val_set = data.subset(train_rows), data.subset(val_rows)
+            stretched_sets = [_slowed(val_set, stretch) for stretch in args.stretch]
             distilled_set = train_set
             if blend_ratio > 0:
                 distilled_set, targets = _with_blends(
@@ -429,9 +460,15 @@ def main() -> None:
                     last = result.history[-1].validation_accuracy or 0.0
                     scores[method].append(acc)
                     scores[method + "-last"].append(last)
+                    slowed = ""
+                    for stretch, played in zip(args.stretch, stretched_sets, strict=True):
+                        hit = float(np.mean(predict(result.model, played) == played.labels))
+                        scores[f"{method}@x{stretch:g}"].append(hit)
+                        slowed += f", x{stretch:g} {100 * hit:.1f}"
                     print(
                         f"{name} subject {held_out} seed {seed} T={t:g} {method}: "
-                        f"{100 * acc:.1f} (epoch {result.best_epoch}), last {100 * last:.1f}",
+                        f"{100 * acc:.1f} (epoch {result.best_epoch}), last {100 * last:.1f}"
+                        + slowed,
                         flush=True,
                     )
         summary = {m: float(np.mean(v)) * 100 for m, v in scores.items() if v}
