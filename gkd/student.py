@@ -21,6 +21,7 @@ __all__ = [
     "count_parameters",
     "preprocess",
     "resample_frames",
+    "token_positions",
 ]
 
 Centre = Literal["none", "sequence", "frame"]
@@ -244,17 +245,42 @@ def resample_frames(inputs: torch.Tensor, padding_mask: torch.Tensor, frames: in
     return lower + (upper - lower) * fraction
 
 
-def _sinusoidal_encoding(frames: int, d_model: int, device: torch.device) -> torch.Tensor:
-    """Vaswani et al. (2017) sine/cosine positions, shape (frames, d_model)."""
-    position = torch.arange(frames, dtype=torch.float32, device=device)[:, None]
+Positions = Literal["frame", "relative"]
+
+# Token positions a sequence spans under ``positions="relative"``, whatever its length: about
+# the token count of a typical UTD-MHAD sequence (65 frames in two-frame tokens).
+RELATIVE_SPAN = 32.0
+
+
+def _sinusoidal_encoding(positions: torch.Tensor, d_model: int) -> torch.Tensor:
+    """Vaswani et al. (2017) sine/cosine encoding of (possibly fractional) positions.
+
+    ``positions`` of any shape (...,) give (..., d_model).
+    """
     rate = torch.exp(
-        torch.arange(0, d_model, 2, dtype=torch.float32, device=device)
+        torch.arange(0, d_model, 2, dtype=torch.float32, device=positions.device)
         * (-math.log(10000.0) / d_model)
     )
-    encoding = torch.zeros(frames, d_model, device=device)
-    encoding[:, 0::2] = torch.sin(position * rate)
-    encoding[:, 1::2] = torch.cos(position * rate[: d_model // 2])
+    angle = positions.to(torch.float32)[..., None] * rate
+    encoding = torch.zeros(*positions.shape, d_model, device=positions.device)
+    encoding[..., 0::2] = torch.sin(angle)
+    encoding[..., 1::2] = torch.cos(angle[..., : d_model // 2])
     return encoding
+
+
+def token_positions(padding_mask: torch.Tensor, positions: Positions) -> torch.Tensor:
+    """Where each token sits in time, shape (B, T) float.
+
+    ``"frame"``: its index. ``"relative"``: its index scaled so that every sequence's valid
+    tokens span ``RELATIVE_SPAN`` positions, so the same action played slower or faster puts
+    its phases at the same positions (the speed invariance the DTW teacher has).
+    """
+    index = torch.arange(padding_mask.shape[1], device=padding_mask.device, dtype=torch.float32)
+    index = index[None, :].expand(padding_mask.shape)
+    if positions == "frame":
+        return index
+    valid = (~padding_mask).sum(dim=1, keepdim=True).to(torch.float32)
+    return index * (RELATIVE_SPAN / valid)
 
 
 class MotionTransformer(nn.Module):
@@ -284,6 +310,10 @@ class MotionTransformer(nn.Module):
         Consecutive frames whose features are concatenated into one token (temporal patches,
         as ViT does with image patches): fewer tokens, so attention is cheaper and each token
         carries local motion. A token is padding when its first frame is.
+    positions : {"frame", "relative"}, default "frame"
+        Time positions given to the tokens (see :func:`token_positions`): the token index, or
+        the index scaled to the sequence's length, which makes the positions independent of
+        how fast the action is performed.
     preprocessing : Preprocessing, optional
         Input preprocessing; default ``Preprocessing()``.
 
@@ -306,6 +336,7 @@ class MotionTransformer(nn.Module):
         dropout: float = 0.1,
         preprocessing: Preprocessing | None = None,
         frames_per_token: int = 1,
+        positions: Positions = "frame",
     ) -> None:
         super().__init__()
         for name, value in (
@@ -326,6 +357,8 @@ class MotionTransformer(nn.Module):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if positions not in ("frame", "relative"):
+            raise ValueError(f"positions must be 'frame' or 'relative', got {positions!r}")
         dim_feedforward = 2 * d_model if dim_feedforward is None else int(dim_feedforward)
         if dim_feedforward < 1:
             raise ValueError(f"dim_feedforward must be positive, got {dim_feedforward}")
@@ -342,9 +375,11 @@ class MotionTransformer(nn.Module):
             "dim_feedforward": dim_feedforward,
             "dropout": float(dropout),
             "frames_per_token": int(frames_per_token),
+            "positions": positions,
             "preprocessing": self.preprocessing.to_dict(),
         }
         self.frames_per_token = int(frames_per_token)
+        self.positions: Positions = positions
         self.embed = nn.Linear(
             self.preprocessing.n_features(n_inputs) * self.frames_per_token, d_model
         )
@@ -375,6 +410,7 @@ class MotionTransformer(nn.Module):
             dim_feedforward=int(hparams["dim_feedforward"]),
             dropout=float(hparams["dropout"]),
             frames_per_token=int(hparams.get("frames_per_token", 1)),
+            positions=hparams.get("positions", "frame"),  # absent in older checkpoints
             preprocessing=Preprocessing.from_dict(hparams["preprocessing"]),
         )
 
@@ -426,7 +462,9 @@ class MotionTransformer(nn.Module):
             features = features.reshape(batch, -1, patch * width)
             padding_mask = padding_mask[:, ::patch]
         hidden = self.embed(features)
-        hidden = hidden + _sinusoidal_encoding(hidden.shape[1], self.d_model, x.device)
+        hidden = hidden + _sinusoidal_encoding(
+            token_positions(padding_mask, self.positions), self.d_model
+        )
         hidden = self.encoder(hidden, src_key_padding_mask=padding_mask)
         valid = (~padding_mask).to(hidden.dtype)[:, :, None]
         pooled = (hidden * valid).sum(dim=1) / valid.sum(dim=1)

@@ -64,7 +64,7 @@ class TrainConfig:
 
     Model
         d_model, n_heads, n_layers, dim_feedforward (None: 2 * d_model), dropout,
-        frames_per_token, preprocessing (see :class:`gkd.student.MotionTransformer` and
+        frames_per_token, positions, preprocessing (see :class:`gkd.student.MotionTransformer` and
         :class:`gkd.student.Preprocessing`; None: ``Preprocessing.for_landmarks`` of the
         training set's landmark names: centred on the hip centre when there is one, with
         pairwise landmark distances for skeletons of up to 32 landmarks).
@@ -98,6 +98,7 @@ class TrainConfig:
     dim_feedforward: int | None = None
     dropout: float = 0.1
     frames_per_token: int = 2
+    positions: Literal["frame", "relative"] = "frame"
     preprocessing: Preprocessing | None = None
     epochs: int = 100
     batch_size: int = 32
@@ -152,6 +153,10 @@ class TrainConfig:
         if self.vertical_axis not in (0, 1, 2):
             raise ValueError(
                 f"TrainConfig.vertical_axis must be 0, 1 or 2, got {self.vertical_axis}"
+            )
+        if self.positions not in ("frame", "relative"):
+            raise ValueError(
+                f"TrainConfig.positions must be 'frame' or 'relative', got {self.positions!r}"
             )
         if self.select not in ("accuracy", "loss"):
             raise ValueError(
@@ -527,6 +532,7 @@ def train(
             dropout=config.dropout,
             preprocessing=config.preprocessing,
             frames_per_token=config.frames_per_token,
+            positions=config.positions,
         ).to(device)
         optimizer = torch.optim.AdamW(_parameter_groups(model, config.weight_decay), lr=config.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from gkd.student import (
+    RELATIVE_SPAN,
     MotionTransformer,
     Preprocessing,
     count_parameters,
     preprocess,
     resample_frames,
+    token_positions,
 )
 
 torch.set_num_threads(1)
@@ -60,10 +62,14 @@ def test_output_does_not_depend_on_padding_values(preprocessing, frames_per_toke
         torch.testing.assert_close(model(noisy, mask), reference, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("frames_per_token", [1, 2, 3])
-def test_padded_batch_matches_each_sequence_alone(frames_per_token):
+@pytest.mark.parametrize(
+    ("frames_per_token", "positions"), [(1, "frame"), (2, "frame"), (3, "frame"), (2, "relative")]
+)
+def test_padded_batch_matches_each_sequence_alone(frames_per_token, positions):
     model = tiny_model(
-        preprocessing=Preprocessing(velocities=True), frames_per_token=frames_per_token
+        preprocessing=Preprocessing(velocities=True),
+        frames_per_token=frames_per_token,
+        positions=positions,
     )
     inputs, mask = padded_batch([7, 3, 10], frames=10, seed=1)
     with torch.no_grad():
@@ -92,9 +98,12 @@ def test_output_shape_and_parameter_count():
     assert count_parameters(model) == sum(p.numel() for p in model.parameters())
 
 
-def test_from_hparams_rebuilds_the_same_function():
+@pytest.mark.parametrize("positions", ["frame", "relative"])
+def test_from_hparams_rebuilds_the_same_function(positions):
     model = tiny_model(
-        preprocessing=Preprocessing(centre="frame", velocities=True), frames_per_token=2
+        preprocessing=Preprocessing(centre="frame", velocities=True),
+        frames_per_token=2,
+        positions=positions,
     )
     copy = MotionTransformer.from_hparams(model.hparams)
     copy.load_state_dict(model.state_dict())
@@ -212,6 +221,32 @@ def test_resampled_model_ignores_the_speed_of_a_linear_motion():
         assert not torch.allclose(unresampled(fast), unresampled(slow), atol=1e-3)
 
 
+def test_token_positions_frame_index_or_scaled_to_the_length():
+    mask = torch.arange(6)[None, :] >= torch.tensor([6, 3, 1])[:, None]
+    frame = token_positions(mask, "frame")
+    torch.testing.assert_close(frame, torch.arange(6.0).expand(3, 6))
+    relative = token_positions(mask, "relative")
+    for row, length in enumerate([6, 3, 1]):
+        expected = np.arange(6) * RELATIVE_SPAN / length  # valid tokens span [0, RELATIVE_SPAN)
+        np.testing.assert_allclose(relative[row].numpy(), expected, rtol=1e-6)
+
+
+def test_relative_positions_put_a_slower_sequence_on_the_same_time_axis():
+    # The same frames repeated twice as slowly: with relative positions each copy of a frame
+    # sits at (about) the original frame's position; with frame indices, at twice it.
+    inputs, _ = padded_batch([5], frames=5, seed=6)
+    slow = inputs.repeat_interleave(2, dim=1)
+    fast_positions = token_positions(torch.zeros(1, 5, dtype=torch.bool), "relative")
+    slow_positions = token_positions(torch.zeros(1, 10, dtype=torch.bool), "relative")
+    torch.testing.assert_close(slow_positions[:, ::2], fast_positions)
+    relative = tiny_model(positions="relative", dropout=0.0)
+    framewise = tiny_model(positions="frame", dropout=0.0)
+    with torch.no_grad():
+        gap_relative = (relative(inputs) - relative(slow)).abs().max()
+        gap_frame = (framewise(inputs) - framewise(slow)).abs().max()
+    assert gap_relative < gap_frame
+
+
 def test_preprocessing_for_landmarks_finds_the_hips():
     kinect = ["head", "shoulder_center", "spine", "hip_center", "left_shoulder"]
     assert Preprocessing.for_landmarks(kinect).centre_landmarks == (3,)
@@ -249,6 +284,7 @@ def test_preprocessing_round_trips_through_dict():
         ({"d_model": 16, "n_heads": 3}, "divisible"),
         ({"dropout": 1.0}, "dropout"),
         ({"n_layers": 0}, "n_layers"),
+        ({"positions": "absolute"}, "positions"),
     ],
 )
 def test_model_rejects_bad_hyperparameters(kwargs, message):

@@ -365,6 +365,7 @@ def test_train_rejects_bad_input(data):
         ({"select": "f1"}, "select"),
         ({"device": "tpu"}, "device"),
         ({"vertical_axis": 3}, "vertical_axis"),
+        ({"positions": "absolute"}, "positions"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, message):
@@ -375,5 +376,7 @@ def test_config_rejects_bad_values(kwargs, message):
 def test_config_dict_round_trip():
     config = TrainConfig(preprocessing=Preprocessing(centre="frame", centre_landmarks=(3,)))
     assert TrainConfig.from_dict(config.to_dict()) == config
+    relative = TrainConfig(positions="relative")
+    assert TrainConfig.from_dict(relative.to_dict()) == relative
     with pytest.raises(ValueError, match="unknown"):
         TrainConfig.from_dict({"epochz": 3})
