@@ -310,7 +310,7 @@ class MotionTransformer(nn.Module):
         Consecutive frames whose features are concatenated into one token (temporal patches,
         as ViT does with image patches): fewer tokens, so attention is cheaper and each token
         carries local motion. A token is padding when its first frame is.
-    positions : {"frame", "relative"}, default "frame"
+    positions : {"frame", "relative"}, default "relative"
         Time positions given to the tokens (see :func:`token_positions`): the token index, or
         the index scaled to the sequence's length, which makes the positions independent of
         how fast the action is performed.
@@ -336,7 +336,7 @@ class MotionTransformer(nn.Module):
         dropout: float = 0.1,
         preprocessing: Preprocessing | None = None,
         frames_per_token: int = 1,
-        positions: Positions = "frame",
+        positions: Positions = "relative",
     ) -> None:
         super().__init__()
         for name, value in (
