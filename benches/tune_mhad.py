@@ -29,12 +29,17 @@ one refit on training + validation subjects (gkd-run's default); ``--ensemble-ch
 compares single students with the mean of their probabilities over ``--seeds`` (gkd-run's
 ``--ensemble``).
 
+``--stretch 1.25 0.8`` also scores every student on its held-out subject played back 1.25×
+and 0.8× as long: a people-move-at-different-speeds check that training subjects of alike
+speed cannot give on their own (it chose ``TrainConfig.positions = "relative"``).
+
 Usage::
 
     python benches/tune_mhad.py --variants default temperature=auto --seeds 0 1
     python benches/tune_mhad.py --variants 'distances=false' --threads 1 --out cv.jsonl
     python benches/tune_mhad.py --refit-check --seeds 0 1
     python benches/tune_mhad.py --ensemble-check --seeds 0 1 2 --threads 1
+    python benches/tune_mhad.py --variants default positions=frame --stretch 1.25 0.8
 """
 
 from __future__ import annotations
