@@ -12,7 +12,8 @@ The defaults were fixed before any of these runs (by cross-validation on trainin
 - ``dtw-normalised``: DTW divided by the warping-path length (teacher and k-NN change too);
 - ``no-augmentation``: students trained without rotation, scale and time-warp augmentation;
 - ``no-distances``: students see coordinates only, without pairwise landmark distances;
-- ``no-refit``: students selected on validation, not retrained on train + validation.
+- ``no-refit``: students selected on validation, not retrained on train + validation;
+- ``frame-positions``: students' tokens at their frame index, not scaled to the length.
 
 Usage::
 
@@ -45,6 +46,7 @@ VARIANTS: dict[str, tuple[dict[str, object], dict[str, object], dict[str, object
     # A dict as "preprocessing": overrides of the default Preprocessing.for_landmarks.
     "no-distances": ({}, {"preprocessing": {"distances": False}}, {}),
     "no-refit": ({}, {}, {"refit": False}),
+    "frame-positions": ({}, {"positions": "frame"}, {}),
 }
 
 
