@@ -90,7 +90,7 @@ class TrainConfig:
     about 7 points, two-frame tokens matched one-frame tokens at half the time, 150 epochs
     were no better than 100, a wider model (d_model 128) was not better. A run takes about
     a minute on one CPU core. Relative positions were chosen later by cross-validation over
-    subjects 1, 3 and 5 with each held-out subject also played 1.25× and 0.8× as fast
+    subjects 1, 3 and 5 with each held-out subject also played back 1.25× and 0.8× as long
     (``benches/tune_mhad.py --stretch``): the distilled student's mean over the three speeds
     rose from 81.8 to 86.9 % (80 → 87 % when played slower), while at the recorded speed it
     fell from 90.0 to 87.2 %.

@@ -114,6 +114,11 @@ def test_from_hparams_rebuilds_the_same_function(positions):
         torch.testing.assert_close(copy(inputs, mask), model(inputs, mask), rtol=0, atol=0)
 
 
+def test_checkpoints_from_before_the_positions_option_keep_frame_positions():
+    older = {key: value for key, value in tiny_model().hparams.items() if key != "positions"}
+    assert MotionTransformer.from_hparams(older).positions == "frame"
+
+
 def rotate_y(points: torch.Tensor, angle: float) -> torch.Tensor:
     c, s = math.cos(angle), math.sin(angle)
     rotation = torch.tensor([[c, 0.0, -s], [0.0, 1.0, 0.0], [s, 0.0, c]])
