@@ -32,6 +32,7 @@ compares single students with the mean of their probabilities over ``--seeds`` (
 ``--stretch 1.25 0.8`` also scores every student on its held-out subject played back 1.25×
 and 0.8× as long: a people-move-at-different-speeds check that training subjects of alike
 speed cannot give on their own (it chose ``TrainConfig.positions = "relative"``).
+``--knn-check`` gives the 1-NN teacher's held-out accuracy at the same speeds.
 
 Usage::
 
@@ -40,6 +41,7 @@ Usage::
     python benches/tune_mhad.py --refit-check --seeds 0 1
     python benches/tune_mhad.py --ensemble-check --seeds 0 1 2 --threads 1
     python benches/tune_mhad.py --variants default positions=frame --stretch 1.25 0.8
+    python benches/tune_mhad.py --knn-check --stretch 1.25 0.8
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ from gkd.distances import cross
 # The pipeline's own scale and temperature rule (private helpers), so the folds match it.
 from gkd.experiment import TeacherConfig, _choose_temperature, _training_scale
 from gkd.student import Preprocessing, preprocess, resample_frames
-from gkd.teacher import DEFAULT_TEMPERATURE, soft_targets
+from gkd.teacher import DEFAULT_TEMPERATURE, knn_predict, soft_targets
 from gkd.train import TrainConfig, predict, predict_proba, train
 
 
@@ -319,6 +321,28 @@ def _ensemble_check(data, distances: np.ndarray, config: TrainConfig, args, t: f
         )
 
 
+def _knn_check(data, teacher: TeacherConfig, args) -> None:
+    """Held-out 1-NN accuracy of the teacher at the recorded speed and at each ``--stretch``."""
+    for held_out in args.subjects:
+        rows = np.isin(data.subjects, args.subjects) & (data.subjects != held_out)
+        references = data.subset(np.flatnonzero(rows))
+        queries = data.subset(np.flatnonzero(data.subjects == held_out))
+        scores = {}
+        for stretch in [1.0, *args.stretch]:
+            played = queries if stretch == 1.0 else _slowed(queries, stretch)
+            d = cross(
+                played.sequences,
+                references.sequences,
+                lengths_a=played.lengths,
+                lengths_b=references.lengths,
+                metric=teacher.metric,
+                threads=args.threads,
+            )
+            hits = knn_predict(d, references.labels, k=1) == played.labels
+            scores[f"x{stretch:g}"] = float(np.mean(hits))
+        print(json.dumps({"knn_check": held_out, **scores}), flush=True)
+
+
 def _parse(spec: str) -> dict[str, Any]:
     """'temperature=0.1,velocities=true' -> {"temperature": 0.1, "velocities": True}."""
     if "=" not in spec:
@@ -368,6 +392,11 @@ def main() -> None:
         action="store_true",
         help="instead: single students vs the mean of their probabilities over --seeds",
     )
+    parser.add_argument(
+        "--knn-check",
+        action="store_true",
+        help="instead: the teacher's held-out 1-NN accuracy at the recorded speed and --stretch",
+    )
     args = parser.parse_args()
 
     data = load_mhad_all()
@@ -376,6 +405,9 @@ def main() -> None:
         data.sequences, lengths=data.lengths, metric=teacher.metric, threads=args.threads
     )
     labels, subjects, n_classes = data.labels, data.subjects, data.n_classes
+    if args.knn_check:
+        _knn_check(data, teacher, args)
+        return
     for name in args.variants:
         changes = {} if name == "default" else _parse(name)
         mode = changes.pop("targets", "leave-one-out")
