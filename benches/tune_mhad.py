@@ -138,6 +138,20 @@ def _mix_sequences(
     return mixed, np.stack([first, second], axis=1).astype(np.int64), weights
 
 
+def _teacher_cross(
+    queries: MotionDataset, references: MotionDataset, teacher: TeacherConfig, threads: int | None
+) -> np.ndarray:
+    """The teacher's (queries × references) distances, not cached."""
+    return cross(
+        queries.sequences,
+        references.sequences,
+        lengths_a=queries.lengths,
+        lengths_b=references.lengths,
+        metric=teacher.metric,
+        threads=threads,
+    )
+
+
 def _with_blends(
     train_set,
     targets: np.ndarray,
@@ -162,14 +176,7 @@ def _with_blends(
         weight_range=(low, 1.0),
         centre_landmarks=centre,
     )
-    d = cross(
-        mixed.sequences,
-        train_set.sequences,
-        lengths_a=mixed.lengths,
-        lengths_b=train_set.lengths,
-        metric=teacher.metric,
-        threads=threads,
-    )
+    d = _teacher_cross(mixed, train_set, teacher, threads)
     rows = np.arange(len(mixed))
     own = np.zeros(d.shape, dtype=bool)
     own[rows, sources[:, 0]] = True
@@ -330,14 +337,7 @@ def _knn_check(data, teacher: TeacherConfig, args) -> None:
         scores = {}
         for stretch in [1.0, *args.stretch]:
             played = queries if stretch == 1.0 else _slowed(queries, stretch)
-            d = cross(
-                played.sequences,
-                references.sequences,
-                lengths_a=played.lengths,
-                lengths_b=references.lengths,
-                metric=teacher.metric,
-                threads=args.threads,
-            )
+            d = _teacher_cross(played, references, teacher, args.threads)
             hits = knn_predict(d, references.labels, k=1) == played.labels
             scores[f"x{stretch:g}"] = float(np.mean(hits))
         print(json.dumps({"knn_check": held_out, **scores}), flush=True)
