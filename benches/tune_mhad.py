@@ -202,8 +202,9 @@ def _with_blends(
 def _slowed(dataset: MotionDataset, stretch: float) -> MotionDataset:
     """Every sequence played back ``stretch`` times as long (linear interpolation).
 
-    A held-out subject made artificially slower (``stretch`` > 1) or faster: the DTW teacher
-    hardly notices, a student that learnt the training subjects' pace does.
+    A held-out subject made artificially slower (``stretch`` > 1) or faster. A student that
+    learnt the training subjects' pace loses accuracy either way. The DTW teacher does not
+    lose when the subject is slower, but does lose when it is faster (``--knn-check``).
     """
     lengths = np.maximum(np.round(dataset.lengths * stretch).astype(np.int64), 1)
     sequences = np.zeros(
