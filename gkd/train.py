@@ -85,17 +85,17 @@ class TrainConfig:
         algorithms during training; CPU runs with a fixed seed repeat exactly without it),
         eval_batch_size.
 
-    The defaults were chosen on UTD-MHAD's validation subject (paper protocol: train on
-    subjects 1-4, validate on 5; the test subjects were never looked at): augmentation added
-    about 7 points, two-frame tokens matched one-frame tokens at half the time, 150 epochs
-    were no better than 100, a wider model (d_model 128) was not better. A run takes about
-    a minute on one CPU core. Relative positions were chosen later by cross-validation over
-    subjects 1, 3 and 5 with each held-out subject also played back 1.25× and 0.8× as long
-    (``benches/tune_mhad.py --stretch``): the distilled student's mean over the three speeds
-    rose from 81.8 to 86.9 % (80 → 87 % when played slower), while at the recorded speed it
-    fell from 90.0 to 87.2 %. By the same rule and folds, d_model 128 then beat 64 (86.9 →
-    87.8 %; the direct transformer 85.2 → 88.6 %), so relative positions made the wider model
-    worth its cost; inference stays well under a millisecond a sample.
+    The defaults were chosen on UTD-MHAD's validation subject (paper protocol: train on subjects
+    1-4, validate on 5; the test subjects were never looked at): augmentation added about 7
+    points, two-frame tokens matched one-frame tokens at half the time, 150 epochs were no
+    better than 100, a wider model (d_model 128) was not better then. A run took about a minute
+    on one CPU core at d_model 64, 2-3 minutes at 128. Relative positions were chosen later by
+    cross-validation over subjects 1, 3 and 5 with each held-out subject also played back 1.25×
+    and 0.8× as long (``benches/tune_mhad.py --stretch``): the distilled student's mean over the
+    three speeds rose from 81.8 to 86.9 % (80 → 87 % when played slower), while at the recorded
+    speed it fell from 90.0 to 87.2 %. By the same rule and folds, d_model 128 then beat 64
+    (86.9 → 87.8 %; the direct transformer 85.2 → 88.6 %), so relative positions made the wider
+    model worth its cost; inference stays well under a millisecond a sample.
     """
 
     d_model: int = 128
