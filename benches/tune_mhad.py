@@ -402,13 +402,13 @@ def main() -> None:
 
     data = load_mhad_all()
     teacher = TeacherConfig()
+    if args.knn_check:  # computes its own fold distances; the full matrix is not needed
+        _knn_check(data, teacher, args)
+        return
     distances = DistanceCache(args.cache_dir).pairwise(
         data.sequences, lengths=data.lengths, metric=teacher.metric, threads=args.threads
     )
     labels, subjects, n_classes = data.labels, data.subjects, data.n_classes
-    if args.knn_check:
-        _knn_check(data, teacher, args)
-        return
     for name in args.variants:
         changes = {} if name == "default" else _parse(name)
         mode = changes.pop("targets", "leave-one-out")
