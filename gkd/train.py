@@ -95,14 +95,15 @@ class TrainConfig:
     three speeds rose from 81.8 to 86.9 % (80 → 87 % when played slower), while at the recorded
     speed it fell from 90.0 to 87.2 %. By the same rule and folds, d_model 128 then beat 64
     (86.9 → 87.8 %; the direct transformer 85.2 → 88.6 %), so relative positions made the wider
-    model worth its cost; inference stays well under a millisecond a sample.
+    model worth its cost; inference stays well under a millisecond a sample. Dropout 0.2 then
+    beat 0.1 by the same rule (seeds 0-3: 86.9 → 87.3 %; the direct transformer 86.1 → 87.1 %).
     """
 
     d_model: int = 128
     n_heads: int = 4
     n_layers: int = 2
     dim_feedforward: int | None = None
-    dropout: float = 0.1
+    dropout: float = 0.2
     frames_per_token: int = 2
     positions: Literal["frame", "relative"] = "relative"
     preprocessing: Preprocessing | None = None
