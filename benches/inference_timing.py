@@ -4,11 +4,13 @@ Re-measures, on a quiet machine, the timing column of an experiment whose result
 checkpoints are in ``--run`` (a ``gkd-run mhad --out`` folder): k-NN = one test sequence
 against every reference (train + validation) plus the vote; students = batched CPU inference
 over the test split from the saved checkpoints (all students of a run made with
-``--ensemble``). Medians over ``--repeats`` after a warm-up.
+``--ensemble``), on the CPU or with ``--device cuda`` on the GPU. Medians over ``--repeats``
+after a warm-up.
 
 Usage::
 
     python benches/inference_timing.py --run runs/mhad-paper --protocol paper
+    python benches/inference_timing.py --run runs/mhad-paper --device cuda --threads 16
 """
 
 from __future__ import annotations
@@ -35,8 +37,16 @@ def main() -> None:
     parser.add_argument("--protocol", choices=["paper", "cross-subject"], default="paper")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cpu", help="where the students run"
+    )
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no GPU here")
     torch.set_num_threads(args.threads)
+    # The GPU's clock must wait for its queued kernels; its first calls also compile them.
+    on_gpu = args.device == "cuda"
+    synchronize = torch.cuda.synchronize if on_gpu else None
 
     splits = load_mhad(protocol=args.protocol)
     test = splits.test
@@ -71,15 +81,17 @@ def main() -> None:
             models = [load_checkpoint(path)[0] for path in paths]
             times.append(
                 time_inference(
-                    lambda models=models: ensemble_proba(models, test, device="cpu"),
+                    lambda models=models: ensemble_proba(models, test, device=args.device),
                     n_samples=len(test),
-                    warmup=1,
+                    warmup=2 if on_gpu else 1,
                     repeats=args.repeats,
+                    synchronize=synchronize,
                 )
             )
         students = {len(paths) for paths in runs.values()}
+        where = torch.cuda.get_device_name(0) if on_gpu else f"CPU, {args.threads} threads"
         print(
-            f"{kind}: {statistics.median(times):.3f} ms/sample, {len(runs)} seeds, "
+            f"{kind} ({where}): {statistics.median(times):.4f} ms/sample, {len(runs)} seeds, "
             f"{'/'.join(map(str, sorted(students)))} student(s) each"
         )
 
