@@ -1,0 +1,112 @@
+"""Test accuracy of every saved student of UTD-MHAD runs, one per seed (evaluation only).
+
+``gkd-run mhad --ensemble N`` saves each of its students, and member i of run s is trained
+exactly as the single student of seed ``s * N + i`` (:func:`gkd.train.member_seeds`). So the
+checkpoints of three ensemble runs hold nine single students per method, at no extra
+training. This script scores them all on the test split of ``--protocol``:
+
+- each seed's accuracy, direct and distilled;
+- mean ± sample std over seeds, and the paired difference distilled − direct (mean, standard
+  error, seeds won);
+- the mean accuracy per test subject.
+
+A seed found in more than one ``--run`` (the single-student run's seeds 0-2 and the first
+ensemble run's members, say) is scored once, after checking that both checkpoints predict
+the same class for every test sequence. It chooses nothing: the defaults were fixed before
+(``benches/tune_mhad.py``).
+
+Usage::
+
+    python benches/student_seeds.py --protocol paper \\
+        --run runs/s6/mhad-paper --run runs/s6/mhad-paper-ens3
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gkd import load_mhad
+from gkd.train import load_checkpoint, member_seeds, predict
+
+CHECKPOINT = re.compile(r"(?P<kind>direct|distilled)_seed(?P<run>\d+)(?:_member(?P<member>\d+))?")
+
+
+def student_checkpoints(run_dir: Path, kind: str) -> dict[int, Path]:
+    """A run folder's ``kind`` checkpoints by the seed their student was trained with."""
+    found = []
+    for path in sorted(run_dir.glob(f"checkpoints/{kind}_seed*.pt")):
+        match = CHECKPOINT.fullmatch(path.stem)
+        if match is None:
+            raise SystemExit(f"{path}: not a checkpoint name gkd-run writes")
+        member = match["member"]
+        found.append((int(match["run"]), None if member is None else int(member), path))
+    members_per_run = Counter(run for run, member, _ in found if member is not None)
+    by_seed = {}
+    for run, member, path in found:
+        seed = run if member is None else member_seeds(run, members_per_run[run])[member]
+        by_seed[seed] = path
+    return by_seed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--run", type=Path, action="append", required=True)
+    parser.add_argument("--protocol", choices=["paper", "cross-subject"], default="paper")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    test = load_mhad(protocol=args.protocol).test
+    subjects = np.unique(test.subjects)
+    accuracy: dict[str, dict[int, float]] = {}
+    for kind in ("direct", "distilled"):
+        predictions: dict[int, np.ndarray] = {}
+        per_subject = []
+        for run_dir in args.run:
+            for seed, path in student_checkpoints(run_dir, kind).items():
+                predicted = predict(load_checkpoint(path)[0], test)
+                if seed in predictions:
+                    same = np.array_equal(predictions[seed], predicted)
+                    print(f"{kind} seed {seed}: also in {run_dir}, predictions identical: {same}")
+                    continue
+                predictions[seed] = predicted
+                hit = predicted == test.labels
+                per_subject.append([100 * hit[test.subjects == s].mean() for s in subjects])
+        if not predictions:
+            raise SystemExit(f"no {kind} checkpoints under {[str(r) for r in args.run]}")
+        accuracy[kind] = {
+            seed: 100 * float(np.mean(predictions[seed] == test.labels))
+            for seed in sorted(predictions)
+        }
+        scores = np.array(list(accuracy[kind].values()))
+        print(
+            f"{kind}: {scores.mean():.1f} ± {scores.std(ddof=1) if len(scores) > 1 else 0:.1f} "
+            f"over {len(scores)} seeds; "
+            + ", ".join(f"{seed}: {a:.1f}" for seed, a in accuracy[kind].items())
+        )
+        print(
+            "  per test subject: "
+            + ", ".join(
+                f"{s}: {m:.1f}" for s, m in zip(subjects, np.mean(per_subject, axis=0), strict=True)
+            )
+        )
+    paired = sorted(set(accuracy["direct"]) & set(accuracy["distilled"]))
+    gain = np.array([accuracy["distilled"][s] - accuracy["direct"][s] for s in paired])
+    if len(gain) > 1:
+        print(
+            f"distilled − direct over {len(gain)} paired seeds: {gain.mean():+.1f} "
+            f"(SE {gain.std(ddof=1) / np.sqrt(len(gain)):.1f}), won {int((gain > 0).sum())}, "
+            f"tied {int((gain == 0).sum())}"
+        )
+
+
+if __name__ == "__main__":
+    main()
