@@ -2,8 +2,8 @@
 
 Re-measures, on a quiet machine, the timing column of an experiment whose results and
 checkpoints are in ``--run`` (a ``gkd-run mhad --out`` folder): k-NN = one test sequence
-against every reference (train + validation) plus the vote; students = batched CPU inference
-over the test split from the saved checkpoints (all students of a run made with
+against every reference (train + validation) plus the vote, on the CPU; students = batched
+inference over the test split from the saved checkpoints (all students of a run made with
 ``--ensemble``), on the CPU or with ``--device cuda`` on the GPU. Medians over ``--repeats``
 after a warm-up.
 
@@ -44,7 +44,7 @@ def main() -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch sees no GPU here")
     torch.set_num_threads(args.threads)
-    # The GPU's clock must wait for its queued kernels; its first calls also compile them.
+    # The clock must wait for the GPU's queued kernels; its first calls pay for lazy setup.
     on_gpu = args.device == "cuda"
     synchronize = torch.cuda.synchronize if on_gpu else None
 
