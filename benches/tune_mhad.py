@@ -34,6 +34,9 @@ and 0.8× as long: a people-move-at-different-speeds check that training subject
 speed cannot give on their own (it chose ``TrainConfig.positions = "relative"``).
 ``--knn-check`` gives the 1-NN teacher's held-out accuracy at the same speeds.
 
+Students train on the CPU unless ``--device`` says otherwise. A GPU's floating-point sums
+differ from the CPU's, so compare variants trained on the same device.
+
 Usage::
 
     python benches/tune_mhad.py --variants default temperature=auto --seeds 0 1
@@ -42,6 +45,7 @@ Usage::
     python benches/tune_mhad.py --ensemble-check --seeds 0 1 2 --threads 1
     python benches/tune_mhad.py --variants default positions=frame --stretch 1.25 0.8
     python benches/tune_mhad.py --knn-check --stretch 1.25 0.8
+    python benches/tune_mhad.py --variants default dropout=0.3 --device cuda --threads 4
 """
 
 from __future__ import annotations
@@ -373,6 +377,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda", "auto"],
+        default="cpu",
+        help="where the students train (default cpu: scores repeat exactly on a machine with "
+        "the same thread count; a GPU's floating-point sums differ)",
+    )
     parser.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
     parser.add_argument(
@@ -399,6 +410,8 @@ def main() -> None:
         help="instead: the teacher's held-out 1-NN accuracy at the recorded speed and --stretch",
     )
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no GPU here")
 
     data = load_mhad_all()
     teacher = TeacherConfig()
@@ -419,7 +432,7 @@ def main() -> None:
         features = {
             key: changes.pop(key) for key in ("velocities", "distances", "frames") if key in changes
         }
-        config = TrainConfig(**changes, threads=args.threads, device="cpu")
+        config = TrainConfig(**changes, threads=args.threads, device=args.device)
         if kd_t is not None:
             config = replace(config, temperature=kd_t)
         if args.epochs:
