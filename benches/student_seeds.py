@@ -69,7 +69,6 @@ def main() -> None:
     accuracy: dict[str, dict[int, float]] = {}
     for kind in ("direct", "distilled"):
         predictions: dict[int, np.ndarray] = {}
-        per_subject = []
         for run_dir in args.run:
             for seed, path in student_checkpoints(run_dir, kind).items():
                 predicted = predict(load_checkpoint(path)[0], test)
@@ -78,8 +77,6 @@ def main() -> None:
                     print(f"{kind} seed {seed}: also in {run_dir}, predictions identical: {same}")
                     continue
                 predictions[seed] = predicted
-                hit = predicted == test.labels
-                per_subject.append([100 * hit[test.subjects == s].mean() for s in subjects])
         if not predictions:
             raise SystemExit(f"no {kind} checkpoints under {[str(r) for r in args.run]}")
         accuracy[kind] = {
@@ -87,6 +84,8 @@ def main() -> None:
             for seed in sorted(predictions)
         }
         scores = np.array(list(accuracy[kind].values()))
+        hits = np.array([predictions[seed] == test.labels for seed in accuracy[kind]])
+        per_subject = [100 * hits[:, test.subjects == s].mean() for s in subjects]
         print(
             f"{kind}: {scores.mean():.1f} ± {scores.std(ddof=1) if len(scores) > 1 else 0:.1f} "
             f"over {len(scores)} seeds; "
@@ -94,9 +93,7 @@ def main() -> None:
         )
         print(
             "  per test subject: "
-            + ", ".join(
-                f"{s}: {m:.1f}" for s, m in zip(subjects, np.mean(per_subject, axis=0), strict=True)
-            )
+            + ", ".join(f"{s}: {m:.1f}" for s, m in zip(subjects, per_subject, strict=True))
         )
     paired = sorted(set(accuracy["direct"]) & set(accuracy["distilled"]))
     gain = np.array([accuracy["distilled"][s] - accuracy["direct"][s] for s in paired])
