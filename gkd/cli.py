@@ -414,7 +414,7 @@ def mhad(
 
     Teacher distances (cached), k-NN with k chosen on validation, the directly trained
     transformer and the distilled student; prints the table and writes results, plots and
-    checkpoints under --out. About 4 minutes on 2 idle CPU cores; --quick under one.
+    checkpoints under --out. About 5 minutes on 2 idle CPU cores; --quick under one.
     """
     with _errors(debug):
         _check_device(device)
