@@ -88,8 +88,9 @@ class TrainConfig:
     The defaults were chosen on UTD-MHAD's validation subject (paper protocol: train on subjects
     1-4, validate on 5; the test subjects were never looked at): augmentation added about 7
     points, two-frame tokens matched one-frame tokens at half the time, 150 epochs were no
-    better than 100 (then; see below), a wider model (d_model 128) was not better then. A run took about a minute
-    on one CPU core at d_model 64, 2-3 minutes at 128. Relative positions were chosen later by
+    better than 100 (then; see below), a wider model (d_model 128) was not better then. A run
+    took about a minute on one CPU core at d_model 64, 2-3 minutes at 128. Relative positions
+    were chosen later by
     cross-validation over subjects 1, 3 and 5 with each held-out subject also played back 1.25×
     and 0.8× as long (``benches/tune_mhad.py --stretch``): the distilled student's mean over the
     three speeds rose from 81.8 to 86.9 % (80 → 87 % when played slower), while at the recorded
