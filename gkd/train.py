@@ -90,18 +90,18 @@ class TrainConfig:
     points, two-frame tokens matched one-frame tokens at half the time, 150 epochs were no
     better than 100 (then; see below), a wider model (d_model 128) was not better then. A run
     took about a minute on one CPU core at d_model 64, 2-3 minutes at 128. Relative positions
-    were chosen later by
-    cross-validation over subjects 1, 3 and 5 with each held-out subject also played back 1.25×
-    and 0.8× as long (``benches/tune_mhad.py --stretch``): the distilled student's mean over the
-    three speeds rose from 81.8 to 86.9 % (80 → 87 % when played slower), while at the recorded
-    speed it fell from 90.0 to 87.2 %. By the same rule and folds, d_model 128 then beat 64
-    (86.9 → 87.8 %; the direct transformer 85.2 → 88.6 %), so relative positions made the wider
-    model worth its cost; inference stays well under a millisecond a sample. Dropout 0.2 then
-    beat 0.1 by the same rule (seeds 0-3: 86.9 → 87.3 %; the direct transformer 86.1 → 87.1 %),
-    a margin within the cross-validation's noise; on the test subjects it was no gain
-    (docs/results.md). 150 epochs then beat 100 under a sharper rule (a margin above two
-    standard errors of the paired fold-and-seed differences, over four seeds): distilled
-    87.3 → 88.1 %, +0.8 with standard error 0.35; the direct transformer did not change.
+    were chosen later by cross-validation over subjects 1, 3 and 5 with each held-out subject
+    also played back 1.25× and 0.8× as long (``benches/tune_mhad.py --stretch``): the distilled
+    student's mean over the three speeds rose from 81.8 to 86.9 % (80 → 87 % when played
+    slower), while at the recorded speed it fell from 90.0 to 87.2 %. By the same rule and
+    folds, d_model 128 then beat 64 (86.9 → 87.8 %; the direct transformer 85.2 → 88.6 %), so
+    relative positions made the wider model worth its cost; inference stays well under a
+    millisecond a sample. Dropout 0.2 then beat 0.1 by the same rule (seeds 0-3: 86.9 → 87.3 %;
+    the direct transformer 86.1 → 87.1 %), a margin within the cross-validation's noise; on the
+    test subjects it was no gain (docs/results.md). 150 epochs then beat 100 under a sharper
+    rule (a margin above two standard errors of the paired fold-and-seed differences, over four
+    seeds): distilled 87.3 → 88.1 %, +0.8 with standard error 0.35; the direct transformer did
+    not change.
     """
 
     d_model: int = 128
