@@ -26,7 +26,7 @@ import torch
 
 from gkd import cross, knn_predict, load_mhad
 from gkd.metrics import time_inference
-from gkd.train import ensemble_proba, load_checkpoint
+from gkd.train import ensemble_proba, load_checkpoint, resolve_device
 
 
 def main() -> None:
@@ -41,8 +41,10 @@ def main() -> None:
         "--device", choices=["cpu", "cuda"], default="cpu", help="where the students run"
     )
     args = parser.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: torch sees no GPU here")
+    try:
+        resolve_device(args.device)  # fail before any work, not at the first student
+    except ValueError as error:
+        raise SystemExit(f"--device: {error}") from None
     torch.set_num_threads(args.threads)
     # The clock must wait for the GPU's queued kernels; its first calls pay for lazy setup.
     on_gpu = args.device == "cuda"

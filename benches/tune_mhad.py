@@ -69,7 +69,7 @@ from gkd.distances import cross
 from gkd.experiment import TeacherConfig, _choose_temperature, _training_scale
 from gkd.student import Preprocessing, preprocess, resample_frames
 from gkd.teacher import DEFAULT_TEMPERATURE, knn_predict, soft_targets
-from gkd.train import TrainConfig, predict, predict_proba, train
+from gkd.train import TrainConfig, predict, predict_proba, resolve_device, train
 
 
 def _train_targets(
@@ -410,8 +410,10 @@ def main() -> None:
         help="instead: the teacher's held-out 1-NN accuracy at the recorded speed and --stretch",
     )
     args = parser.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: torch sees no GPU here")
+    try:
+        resolve_device(args.device)  # fail before any work, not at the first student
+    except ValueError as error:
+        raise SystemExit(f"--device: {error}") from None
 
     data = load_mhad_all()
     teacher = TeacherConfig()
