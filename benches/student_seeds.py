@@ -8,7 +8,11 @@ training. This script scores them all on the test split of ``--protocol``:
 - each seed's accuracy, direct and distilled;
 - mean ± sample std over seeds, and the paired difference distilled − direct (mean, standard
   error, seeds won);
-- the mean accuracy per test subject.
+- the mean accuracy per test subject;
+- with ``--ensemble N``, every ensemble run whose N students are all present (run s averages
+  the probabilities of seeds ``s * N`` to ``s * N + N - 1``, as ``gkd-run mhad --ensemble N``
+  does): accuracy and macro precision, recall and F1. The single-student run's seeds 0-2 then
+  give ensemble run 0 of three without training it.
 
 A seed found in more than one ``--run`` (the single-student run's seeds 0-2 and the first
 ensemble run's members, say) is scored once, after checking that both checkpoints predict
@@ -32,7 +36,8 @@ import numpy as np
 import torch
 
 from gkd import load_mhad
-from gkd.train import load_checkpoint, member_seeds, predict
+from gkd.metrics import classification_metrics
+from gkd.train import load_checkpoint, member_seeds, predict_proba
 
 CHECKPOINT = re.compile(r"(?P<kind>direct|distilled)_seed(?P<run>\d+)(?:_member(?P<member>\d+))?")
 
@@ -54,6 +59,28 @@ def student_checkpoints(run_dir: Path, kind: str) -> dict[int, Path]:
     return by_seed
 
 
+def print_ensembles(
+    kind: str, probabilities: dict[int, np.ndarray], size: int, labels: np.ndarray, n_classes: int
+) -> None:
+    """Score every ensemble run of ``size`` students whose members are all in ``probabilities``."""
+    runs = sorted({seed // size for seed in probabilities})
+    complete = [r for r in runs if all(s in probabilities for s in member_seeds(r, size))]
+    if not complete:
+        print(f"  no complete ensemble of {size} students")
+    for run in complete:
+        seeds = member_seeds(run, size)
+        # Summed in member order, as gkd.train.ensemble_proba does, so argmax ties break alike.
+        total = probabilities[seeds[0]].copy()
+        for seed in seeds[1:]:
+            total += probabilities[seed]
+        predicted = (total / size).argmax(axis=1)
+        metrics = classification_metrics(labels, predicted, n_classes=n_classes)
+        print(
+            f"  {kind} ×{size}, run {run} (seeds {seeds[0]}-{seeds[-1]}): "
+            + ", ".join(f"{name} {100 * value:.1f}" for name, value in metrics.items())
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -61,7 +88,12 @@ def main() -> None:
     parser.add_argument("--run", type=Path, action="append", required=True)
     parser.add_argument("--protocol", choices=["paper", "cross-subject"], default="paper")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--ensemble", type=int, default=1, help="also score ensemble runs of this many students"
+    )
     args = parser.parse_args()
+    if args.ensemble < 1:
+        parser.error(f"--ensemble must be at least 1, got {args.ensemble}")
     torch.set_num_threads(args.threads)
 
     test = load_mhad(protocol=args.protocol).test
@@ -69,14 +101,17 @@ def main() -> None:
     accuracy: dict[str, dict[int, float]] = {}
     for kind in ("direct", "distilled"):
         predictions: dict[int, np.ndarray] = {}
+        probabilities: dict[int, np.ndarray] = {}
         for run_dir in args.run:
             for seed, path in student_checkpoints(run_dir, kind).items():
-                predicted = predict(load_checkpoint(path)[0], test)
+                proba = predict_proba(load_checkpoint(path)[0], test)
+                predicted = proba.argmax(axis=1)
                 if seed in predictions:
                     same = np.array_equal(predictions[seed], predicted)
                     print(f"{kind} seed {seed}: also in {run_dir}, predictions identical: {same}")
                     continue
                 predictions[seed] = predicted
+                probabilities[seed] = proba
         if not predictions:
             raise SystemExit(f"no {kind} checkpoints under {[str(r) for r in args.run]}")
         accuracy[kind] = {
@@ -95,6 +130,8 @@ def main() -> None:
             "  per test subject: "
             + ", ".join(f"{s}: {m:.1f}" for s, m in zip(subjects, per_subject, strict=True))
         )
+        if args.ensemble > 1:
+            print_ensembles(kind, probabilities, args.ensemble, test.labels, test.n_classes)
     paired = sorted(set(accuracy["direct"]) & set(accuracy["distilled"]))
     gain = np.array([accuracy["distilled"][s] - accuracy["direct"][s] for s in paired])
     if len(gain) > 1:
