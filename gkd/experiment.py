@@ -98,8 +98,8 @@ __all__ = [
 # Training epochs for UTD-MHAD: TrainConfig's default, chosen by cross-validation on UTD-MHAD's
 # training subjects (see gkd/train.py), kept here so that a change there cannot break the time
 # budget: the whole default run (one seed: direct and distilled, each selected then refit) took
-# 307 s at 150 epochs on 2 idle CPU cores with a fresh distance cache (242 s at 100 epochs);
-# see docs/results.md for the time at 200. --quick: a check that everything works.
+# 1,124 s at 200 epochs on 2 idle cores of an AMD EPYC at 2.4 GHz (AVX2) with a fresh distance
+# cache; 307 s at 150 epochs on the earlier, faster machine. --quick: a check that it all works.
 MHAD_EPOCHS = 200
 QUICK_EPOCHS = 8
 
