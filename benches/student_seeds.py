@@ -100,20 +100,18 @@ def main() -> None:
     subjects = np.unique(test.subjects)
     accuracy: dict[str, dict[int, float]] = {}
     for kind in ("direct", "distilled"):
-        predictions: dict[int, np.ndarray] = {}
         probabilities: dict[int, np.ndarray] = {}
         for run_dir in args.run:
             for seed, path in student_checkpoints(run_dir, kind).items():
                 proba = predict_proba(load_checkpoint(path)[0], test)
-                predicted = proba.argmax(axis=1)
-                if seed in predictions:
-                    same = np.array_equal(predictions[seed], predicted)
+                if seed in probabilities:
+                    same = np.array_equal(probabilities[seed].argmax(axis=1), proba.argmax(axis=1))
                     print(f"{kind} seed {seed}: also in {run_dir}, predictions identical: {same}")
                     continue
-                predictions[seed] = predicted
                 probabilities[seed] = proba
-        if not predictions:
+        if not probabilities:
             raise SystemExit(f"no {kind} checkpoints under {[str(r) for r in args.run]}")
+        predictions = {seed: proba.argmax(axis=1) for seed, proba in probabilities.items()}
         accuracy[kind] = {
             seed: 100 * float(np.mean(predictions[seed] == test.labels))
             for seed in sorted(predictions)
