@@ -37,7 +37,7 @@ import torch
 
 from gkd import load_mhad
 from gkd.metrics import classification_metrics
-from gkd.train import load_checkpoint, member_seeds, predict_proba
+from gkd.train import load_checkpoint, mean_probabilities, member_seeds, predict_proba
 
 CHECKPOINT = re.compile(r"(?P<kind>direct|distilled)_seed(?P<run>\d+)(?:_member(?P<member>\d+))?")
 
@@ -69,11 +69,7 @@ def print_ensembles(
         print(f"  no complete ensemble of {size} students")
     for run in complete:
         seeds = member_seeds(run, size)
-        # Summed in member order, as gkd.train.ensemble_proba does, so argmax ties break alike.
-        total = probabilities[seeds[0]].copy()
-        for seed in seeds[1:]:
-            total += probabilities[seed]
-        predicted = (total / size).argmax(axis=1)
+        predicted = mean_probabilities([probabilities[seed] for seed in seeds]).argmax(axis=1)
         metrics = classification_metrics(labels, predicted, n_classes=n_classes)
         print(
             f"  {kind} ×{size}, run {run} (seeds {seeds[0]}-{seeds[-1]}): "

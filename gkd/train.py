@@ -702,10 +702,35 @@ def ensemble_proba(
     classes = {model.n_classes for model in models}
     if len(classes) > 1:
         raise ValueError(f"the students of an ensemble predict different class counts {classes}")
-    total = predict_proba(models[0], dataset, batch_size=batch_size, device=device)
-    for model in models[1:]:
-        total += predict_proba(model, dataset, batch_size=batch_size, device=device)
-    return total / len(models)
+    return mean_probabilities(
+        [predict_proba(model, dataset, batch_size=batch_size, device=device) for model in models]
+    )
+
+
+def mean_probabilities(probabilities: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean of several students' ``(n_samples, n_classes)`` class probabilities.
+
+    Summed in the given order, so that an ensemble scored from saved probabilities
+    (``benches/student_seeds.py``) breaks argmax ties exactly as :func:`ensemble_proba` does.
+
+    Raises
+    ------
+    ValueError
+        If ``probabilities`` is empty or its arrays differ in shape.
+    """
+    if not probabilities:
+        raise ValueError("an ensemble needs at least one member's probabilities")
+    first = np.asarray(probabilities[0])
+    total = first.astype(np.result_type(first.dtype, np.float32), copy=True)
+    for index, member in enumerate(probabilities[1:], start=1):
+        member = np.asarray(member)
+        if member.shape != first.shape:
+            raise ValueError(
+                f"member {index}'s probabilities have shape {member.shape}, "
+                f"member 0's {first.shape}"
+            )
+        total += member
+    return total / len(probabilities)
 
 
 def member_seeds(seed: int, size: int) -> list[int]:

@@ -19,6 +19,7 @@ from gkd.train import (
     augment_batch,
     ensemble_proba,
     load_checkpoint,
+    mean_probabilities,
     member_seeds,
     predict,
     predict_proba,
@@ -199,6 +200,20 @@ def test_member_seeds_never_overlap_between_runs():
     assert member_seeds(0, 3) + member_seeds(1, 3) == list(range(6))
     with pytest.raises(ValueError, match="at least one student"):
         member_seeds(0, 0)
+
+
+def test_mean_probabilities_matches_numpy_mean_and_rejects_bad_members():
+    rng = np.random.default_rng(3)
+    members = [rng.dirichlet(np.ones(4), size=5).astype(np.float32) for _ in range(3)]
+    mean = mean_probabilities(members)
+    assert mean.dtype == np.float32
+    np.testing.assert_allclose(mean, np.stack(members).mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(mean.sum(axis=1), 1.0, rtol=1e-6)
+    assert members[0] is not mean and not np.shares_memory(members[0], mean)
+    with pytest.raises(ValueError, match="at least one member"):
+        mean_probabilities([])
+    with pytest.raises(ValueError, match=r"member 2's probabilities have shape \(5, 3\)"):
+        mean_probabilities([members[0], members[1], members[2][:, :3]])
 
 
 def test_ensemble_proba_is_the_mean_of_its_members(trained, data):
