@@ -453,7 +453,7 @@ def test_killed_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
     assert resumed.tobytes() == np.load(uninterrupted).tobytes()
 
 
-def test_ctrl_c_stops_with_one_line_and_keeps_finished_blocks(tmp_path):
+def test_ctrl_c_stops_with_one_line_and_keeps_finished_blocks(tmp_path, ctrl_c_enabled):
     """SIGINT (Ctrl-C) to a real run: exit 130, one line saying how to resume, blocks kept."""
     dataset = make_synthetic_motion(
         5, n_subjects=4, per_subject=3, n_landmarks=10, min_frames=40, max_frames=55, seed=4

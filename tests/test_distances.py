@@ -360,7 +360,7 @@ def test_progress_raising_keyboard_interrupt_cancels(random_pair: tuple[np.ndarr
     assert_matches(cross(a, b), ref.cross(a, b))
 
 
-def test_sigint_cancels_a_long_run() -> None:
+def test_sigint_cancels_a_long_run(ctrl_c_enabled: None) -> None:
     # About a minute of single-thread work if not cancelled; SIGINT arrives once it runs.
     rng = np.random.default_rng(6)
     x = rng.normal(size=(600, 100, 21, 3))
