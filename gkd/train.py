@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike
 from gkd.student import MotionTransformer, Preprocessing
 
 __all__ = [
+    "LOCAL_WARP_SEGMENTS",
     "EpochStats",
     "TrainConfig",
     "TrainResult",
@@ -47,6 +48,8 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "gkd-student"
 CHECKPOINT_VERSION = 1
+# Parts of a sequence that TrainConfig.local_warp plays at speeds of their own.
+LOCAL_WARP_SEGMENTS = 4
 
 
 class DatasetLike(Protocol):
@@ -77,7 +80,11 @@ class TrainConfig:
     Augmentation (training batches only)
         augment (switch), rotation_degrees (uniform rotation about the vertical axis within
         ±this), scale_range (per-axis scale factor in 1 ± this), time_warp (speed factor in
-        1 ± this, by linear interpolation), vertical_axis (0, 1 or 2; 1 is y, up for Kinect).
+        1 ± this, by linear interpolation), local_warp (speed of each of
+        ``LOCAL_WARP_SEGMENTS`` equal stretches of time in 1 ± this, on top of that: a random
+        monotone warp that speeds up one part of a movement and slows another, as the DTW
+        teacher allows; 0 keeps one speed per sequence), vertical_axis (0, 1 or 2; 1 is y, up
+        for Kinect).
     Selection and runtime
         select ("accuracy": best validation accuracy, ties to the lower validation loss;
         "loss": lowest validation loss), seed, device ("cpu", "cuda" or "auto"), threads (torch
@@ -127,6 +134,7 @@ class TrainConfig:
     rotation_degrees: float = 15.0
     scale_range: float = 0.1
     time_warp: float = 0.1
+    local_warp: float = 0.0
     vertical_axis: int = 1
     select: Literal["accuracy", "loss"] = "accuracy"
     seed: int = 0
@@ -156,7 +164,7 @@ class TrainConfig:
         for name in ("weight_decay", "alpha", "beta", "label_smoothing", "rotation_degrees"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("scale_range", "time_warp", "label_smoothing", "dropout"):
+        for name in ("scale_range", "time_warp", "local_warp", "label_smoothing", "dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(
                     f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)!r}"
@@ -310,13 +318,16 @@ def augment_batch(
     rotation_degrees: float,
     scale_range: float,
     time_warp: float,
+    local_warp: float = 0.0,
     vertical_axis: int = 1,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random geometric augmentation of a padded batch of raw coordinates.
 
     Each sequence gets its own draw: a speed change (linear interpolation to
-    ``round(length / speed)`` frames, speed uniform in ``1 ± time_warp``), a rotation about the
+    ``round(length / speed)`` frames, speed uniform in ``1 ± time_warp``; with ``local_warp``
+    the new frames' time is cut into ``LOCAL_WARP_SEGMENTS`` equal parts, each played at its
+    own relative speed, uniform in ``1 ± local_warp``), a rotation about the
     vertical axis through the sequence's centroid (angle uniform in ``± rotation_degrees``) and
     a per-axis scale about the centroid (factors uniform in ``1 ± scale_range``).
 
@@ -326,7 +337,7 @@ def augment_batch(
         Raw coordinates.
     padding_mask : torch.Tensor of bool, shape (B, T)
         True at padded frames (a valid prefix per row).
-    rotation_degrees, scale_range, time_warp : float
+    rotation_degrees, scale_range, time_warp, local_warp : float
         Ranges as described; 0 switches a part off.
     vertical_axis : int, default 1
         Coordinate index of the vertical axis.
@@ -347,14 +358,18 @@ def augment_batch(
         return (draw * spread).to(device)
 
     points = inputs.reshape(batch, frames, width // 3, 3)
-    if time_warp > 0:
-        speed = 1.0 + uniform(time_warp)
+    if time_warp > 0 or local_warp > 0:
+        speed = 1.0 + uniform(time_warp) if time_warp > 0 else torch.ones(batch, device=device)
         new_lengths = torch.round(lengths / speed).clamp_min(1).long()
         new_frames = int(new_lengths.max())
         t = torch.arange(new_frames, device=device, dtype=torch.float32)[None, :]
         last = (lengths - 1).to(torch.float32)[:, None]
         step = last / (new_lengths - 1).clamp_min(1).to(torch.float32)[:, None]
-        position = torch.minimum(t * step, last)  # (B, new_frames), in source frames
+        if local_warp > 0:
+            progress = (t * step / last.clamp_min(1.0)).clamp(max=1.0)
+            position = _warped(progress, local_warp, uniform) * last
+        else:
+            position = torch.minimum(t * step, last)  # (B, new_frames), in source frames
         before = position.floor().long()
         after = torch.minimum(before + 1, (lengths - 1)[:, None])
         weight = (position - before.to(torch.float32))[:, :, None, None]
@@ -385,6 +400,24 @@ def augment_batch(
         centred = centred * factors[:, None, None, :]
     points = (centred + centroid) * valid
     return points.reshape(batch, points.shape[1], width), padding_mask
+
+
+def _warped(
+    progress: torch.Tensor, spread: float, uniform: Callable[[float], torch.Tensor]
+) -> torch.Tensor:
+    """A random monotone map of [0, 1] onto itself, one per row of ``progress`` (B, F).
+
+    Output time is cut into ``LOCAL_WARP_SEGMENTS`` equal parts; part k advances through the
+    source at relative speed ``1 + uniform(spread)``, normalised so the whole sequence is
+    still covered from its first frame to its last.
+    """
+    speeds = torch.stack([1.0 + uniform(spread) for _ in range(LOCAL_WARP_SEGMENTS)], dim=1)
+    shares = speeds / speeds.sum(dim=1, keepdim=True)  # (B, S), source time per part
+    starts = torch.cumsum(shares, dim=1) - shares
+    scaled = progress * LOCAL_WARP_SEGMENTS
+    part = scaled.floor().long().clamp(max=LOCAL_WARP_SEGMENTS - 1)
+    within = scaled - part.to(scaled.dtype)
+    return torch.gather(starts, 1, part) + within * torch.gather(shares, 1, part)
 
 
 def _lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -571,6 +604,7 @@ def train(
                         rotation_degrees=config.rotation_degrees,
                         scale_range=config.scale_range,
                         time_warp=config.time_warp,
+                        local_warp=config.local_warp,
                         vertical_axis=config.vertical_axis,
                         generator=augment_generator,
                     )

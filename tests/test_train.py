@@ -14,6 +14,7 @@ from gkd.datasets import MotionDataset
 from gkd.student import MotionTransformer, Preprocessing
 from gkd.teacher import soft_targets
 from gkd.train import (
+    LOCAL_WARP_SEGMENTS,
     EpochStats,
     TrainConfig,
     augment_batch,
@@ -343,6 +344,39 @@ def test_augment_batch_time_warp_resamples_within_range():
     assert torch.all(warped[warped_mask] == 0)
 
 
+def test_augment_batch_local_warp_is_piecewise_linear_and_monotone():
+    # Lengths 21 and 9 put the part boundaries of LOCAL_WARP_SEGMENTS = 4 on whole frames, so
+    # the steps of a warped ramp are constant within each part: 5 and 2 steps per part.
+    assert LOCAL_WARP_SEGMENTS == 4
+    frames = 21
+    lengths = torch.tensor([21, 9])
+    ramp = torch.arange(frames, dtype=torch.float32)[None, :, None].expand(2, frames, 6).clone()
+    mask = torch.arange(frames)[None, :] >= lengths[:, None]
+    ramp[mask] = 0
+    generator = torch.Generator().manual_seed(5)
+    warped, warped_mask = augment_batch(
+        ramp,
+        mask,
+        rotation_degrees=0.0,
+        scale_range=0.0,
+        time_warp=0.0,
+        local_warp=0.5,
+        generator=generator,
+    )
+    assert torch.equal(warped_mask, mask)  # no global speed change: lengths kept
+    for i, length in enumerate(lengths.tolist()):
+        track = warped[i, :length, 0].double().numpy()
+        assert track[0] == pytest.approx(0.0)
+        assert track[-1] == pytest.approx(length - 1, rel=1e-5)
+        steps = np.diff(track).reshape(LOCAL_WARP_SEGMENTS, -1)
+        np.testing.assert_allclose(steps, steps[:, :1].repeat(steps.shape[1], axis=1), atol=1e-5)
+        # Each part's speed, relative to the mean, lies within (1 ± 0.5) / (1 ∓ 0.5).
+        relative = steps[:, 0] / steps[:, 0].mean()
+        assert np.all(relative > 0.5 / 1.5) and np.all(relative < 1.5 / 0.5)
+        assert relative.max() - relative.min() > 0.05  # the parts really differ in speed
+    assert torch.all(warped[warped_mask] == 0)
+
+
 def test_train_rejects_bad_input(data):
     train_set, validation_set = data
     with pytest.raises(ValueError, match="teacher_targets must have shape"):
@@ -377,6 +411,7 @@ def test_train_rejects_bad_input(data):
         ({"epochs": 0}, "epochs"),
         ({"lr": 0.0}, "lr"),
         ({"time_warp": 1.0}, "time_warp"),
+        ({"local_warp": -0.1}, "local_warp"),
         ({"select": "f1"}, "select"),
         ({"device": "tpu"}, "device"),
         ({"vertical_axis": 3}, "vertical_axis"),
