@@ -83,8 +83,10 @@ class TrainConfig:
         1 ± this, by linear interpolation), local_warp (speed of each of
         ``LOCAL_WARP_SEGMENTS`` equal stretches of time in 1 ± this, on top of that: a random
         monotone warp that speeds up one part of a movement and slows another, as the DTW
-        teacher allows; 0 keeps one speed per sequence), vertical_axis (0, 1 or 2; 1 is y, up
-        for Kinect).
+        teacher allows; 0 keeps one speed per sequence), amplitude_range (each sequence's motion
+        about its time-averaged pose scaled by a factor in 1 ± this: a gentler or more vigorous
+        performance of the same action; 0 for none), vertical_axis (0, 1 or 2; 1 is y, up for
+        Kinect).
     Selection and runtime
         select ("accuracy": best validation accuracy, ties to the lower validation loss;
         "loss": lowest validation loss), seed, device ("cpu", "cuda" or "auto"), threads (torch
@@ -135,6 +137,7 @@ class TrainConfig:
     scale_range: float = 0.1
     time_warp: float = 0.1
     local_warp: float = 0.0
+    amplitude_range: float = 0.0
     vertical_axis: int = 1
     select: Literal["accuracy", "loss"] = "accuracy"
     seed: int = 0
@@ -164,7 +167,8 @@ class TrainConfig:
         for name in ("weight_decay", "alpha", "beta", "label_smoothing", "rotation_degrees"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("scale_range", "time_warp", "local_warp", "label_smoothing", "dropout"):
+        bounded = ("scale_range", "time_warp", "local_warp", "amplitude_range")
+        for name in (*bounded, "label_smoothing", "dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(
                     f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)!r}"
@@ -319,6 +323,7 @@ def augment_batch(
     scale_range: float,
     time_warp: float,
     local_warp: float = 0.0,
+    amplitude_range: float = 0.0,
     vertical_axis: int = 1,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -327,7 +332,9 @@ def augment_batch(
     Each sequence gets its own draw: a speed change (linear interpolation to
     ``round(length / speed)`` frames, speed uniform in ``1 ± time_warp``; with ``local_warp``
     the new frames' time is cut into ``LOCAL_WARP_SEGMENTS`` equal parts, each played at its
-    own relative speed, uniform in ``1 ± local_warp``), a rotation about the
+    own relative speed, uniform in ``1 ± local_warp``), a change of motion amplitude (every
+    frame's offset from the sequence's time-averaged pose scaled by a factor uniform in
+    ``1 ± amplitude_range``), a rotation about the
     vertical axis through the sequence's centroid (angle uniform in ``± rotation_degrees``) and
     a per-axis scale about the centroid (factors uniform in ``1 ± scale_range``).
 
@@ -337,7 +344,7 @@ def augment_batch(
         Raw coordinates.
     padding_mask : torch.Tensor of bool, shape (B, T)
         True at padded frames (a valid prefix per row).
-    rotation_degrees, scale_range, time_warp, local_warp : float
+    rotation_degrees, scale_range, time_warp, local_warp, amplitude_range : float
         Ranges as described; 0 switches a part off.
     vertical_axis : int, default 1
         Coordinate index of the vertical axis.
@@ -381,6 +388,11 @@ def augment_batch(
         points = take(before) * (1.0 - weight) + take(after) * weight
         padding_mask = torch.arange(new_frames, device=device)[None, :] >= new_lengths[:, None]
     valid = (~padding_mask).to(points.dtype)[:, :, None, None]
+    if amplitude_range > 0:
+        frames_valid = valid.sum(dim=1, keepdim=True).clamp_min(1.0)
+        mean_pose = (points * valid).sum(dim=1, keepdim=True) / frames_valid
+        factor = (1.0 + uniform(amplitude_range))[:, None, None, None]
+        points = (mean_pose + factor * (points - mean_pose)) * valid
     count = valid.sum(dim=1, keepdim=True) * points.shape[2]
     centroid = (points * valid).sum(dim=(1, 2), keepdim=True) / count
     centred = points - centroid
@@ -605,6 +617,7 @@ def train(
                         scale_range=config.scale_range,
                         time_warp=config.time_warp,
                         local_warp=config.local_warp,
+                        amplitude_range=config.amplitude_range,
                         vertical_axis=config.vertical_axis,
                         generator=augment_generator,
                     )

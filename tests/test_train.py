@@ -377,6 +377,40 @@ def test_augment_batch_local_warp_is_piecewise_linear_and_monotone():
     assert torch.all(warped[warped_mask] == 0)
 
 
+def test_augment_batch_amplitude_scales_motion_about_the_mean_pose():
+    rng = np.random.default_rng(1)
+    lengths = [7, 4]
+    inputs = torch.from_numpy(rng.normal(size=(2, 7, 15)).astype(np.float32))
+    mask = torch.arange(7)[None, :] >= torch.tensor(lengths)[:, None]
+    inputs[mask] = 0
+    generator = torch.Generator().manual_seed(2)
+    scaled, scaled_mask = augment_batch(
+        inputs,
+        mask,
+        rotation_degrees=0.0,
+        scale_range=0.0,
+        time_warp=0.0,
+        amplitude_range=0.4,
+        generator=generator,
+    )
+    assert torch.equal(scaled_mask, mask)
+    factors = []
+    for i, length in enumerate(lengths):
+        before = inputs[i, :length].double().numpy().reshape(length, 5, 3)
+        after = scaled[i, :length].double().numpy().reshape(length, 5, 3)
+        mean_pose = before.mean(axis=0)
+        np.testing.assert_allclose(after.mean(axis=0), mean_pose, atol=1e-5)
+        factor = np.sum((after - mean_pose) * (before - mean_pose)) / np.sum(
+            (before - mean_pose) ** 2
+        )
+        np.testing.assert_allclose(after - mean_pose, factor * (before - mean_pose), atol=1e-5)
+        assert 0.6 <= factor <= 1.4
+        factors.append(factor)
+    assert abs(factors[0] - factors[1]) > 1e-3  # one draw per sequence
+    assert not np.allclose(factors, 1.0)
+    assert torch.all(scaled[scaled_mask] == 0)
+
+
 def test_train_rejects_bad_input(data):
     train_set, validation_set = data
     with pytest.raises(ValueError, match="teacher_targets must have shape"):
@@ -412,6 +446,7 @@ def test_train_rejects_bad_input(data):
         ({"lr": 0.0}, "lr"),
         ({"time_warp": 1.0}, "time_warp"),
         ({"local_warp": -0.1}, "local_warp"),
+        ({"amplitude_range": 1.0}, "amplitude_range"),
         ({"select": "f1"}, "select"),
         ({"device": "tpu"}, "device"),
         ({"vertical_axis": 3}, "vertical_axis"),
