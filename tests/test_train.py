@@ -323,18 +323,32 @@ def test_augment_batch_keeps_shape_of_each_frame():
     assert torch.all(rotated[mask] == 0)
 
 
-def test_augment_batch_time_warp_resamples_within_range():
-    frames = 20
-    lengths = torch.tensor([20, 10])
-    ramp = torch.arange(frames, dtype=torch.float32)[None, :, None].expand(2, frames, 3).clone()
-    mask = torch.arange(frames)[None, :] >= lengths[:, None]
+def _ramp_batch(lengths: list[int], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A padded batch whose every value is its frame index (0 at padding), and its mask."""
+    frames = max(lengths)
+    ramp = torch.arange(frames, dtype=torch.float32)[None, :, None].repeat(len(lengths), 1, width)
+    mask = torch.arange(frames)[None, :] >= torch.tensor(lengths)[:, None]
     ramp[mask] = 0
+    return ramp, mask
+
+
+def _augment_only(
+    inputs: torch.Tensor, mask: torch.Tensor, *, seed: int, **part: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``augment_batch`` with only the named parts switched on."""
+    settings = {"rotation_degrees": 0.0, "scale_range": 0.0, "time_warp": 0.0, **part}
+    return augment_batch(inputs, mask, generator=torch.Generator().manual_seed(seed), **settings)
+
+
+def test_augment_batch_time_warp_resamples_within_range():
+    lengths = [20, 10]
+    ramp, mask = _ramp_batch(lengths, 3)
     generator = torch.Generator().manual_seed(3)
     warped, warped_mask = augment_batch(
         ramp, mask, rotation_degrees=0.0, scale_range=0.0, time_warp=0.3, generator=generator
     )
     new_lengths = (~warped_mask).sum(dim=1)
-    for i, length in enumerate(lengths.tolist()):
+    for i, length in enumerate(lengths):
         assert math.floor(length / 1.3) <= new_lengths[i] <= math.ceil(length / 0.7)
         track = warped[i, : new_lengths[i], 0]
         # Linear interpolation of a ramp: starts at 0, ends at the last frame, evenly spaced.
@@ -348,23 +362,11 @@ def test_augment_batch_local_warp_is_piecewise_linear_and_monotone():
     # Lengths 21 and 9 put the part boundaries of LOCAL_WARP_SEGMENTS = 4 on whole frames, so
     # the steps of a warped ramp are constant within each part: 5 and 2 steps per part.
     assert LOCAL_WARP_SEGMENTS == 4
-    frames = 21
-    lengths = torch.tensor([21, 9])
-    ramp = torch.arange(frames, dtype=torch.float32)[None, :, None].expand(2, frames, 6).clone()
-    mask = torch.arange(frames)[None, :] >= lengths[:, None]
-    ramp[mask] = 0
-    generator = torch.Generator().manual_seed(5)
-    warped, warped_mask = augment_batch(
-        ramp,
-        mask,
-        rotation_degrees=0.0,
-        scale_range=0.0,
-        time_warp=0.0,
-        local_warp=0.5,
-        generator=generator,
-    )
+    lengths = [21, 9]
+    ramp, mask = _ramp_batch(lengths, 6)
+    warped, warped_mask = _augment_only(ramp, mask, seed=5, local_warp=0.5)
     assert torch.equal(warped_mask, mask)  # no global speed change: lengths kept
-    for i, length in enumerate(lengths.tolist()):
+    for i, length in enumerate(lengths):
         track = warped[i, :length, 0].double().numpy()
         assert track[0] == pytest.approx(0.0)
         assert track[-1] == pytest.approx(length - 1, rel=1e-5)
@@ -383,16 +385,7 @@ def test_augment_batch_amplitude_scales_motion_about_the_mean_pose():
     inputs = torch.from_numpy(rng.normal(size=(2, 7, 15)).astype(np.float32))
     mask = torch.arange(7)[None, :] >= torch.tensor(lengths)[:, None]
     inputs[mask] = 0
-    generator = torch.Generator().manual_seed(2)
-    scaled, scaled_mask = augment_batch(
-        inputs,
-        mask,
-        rotation_degrees=0.0,
-        scale_range=0.0,
-        time_warp=0.0,
-        amplitude_range=0.4,
-        generator=generator,
-    )
+    scaled, scaled_mask = _augment_only(inputs, mask, seed=2, amplitude_range=0.4)
     assert torch.equal(scaled_mask, mask)
     factors = []
     for i, length in enumerate(lengths):
