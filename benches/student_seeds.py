@@ -12,7 +12,12 @@ training. This script scores them all on the test split of ``--protocol``:
 - with ``--ensemble N``, every ensemble run whose N students are all present (run s averages
   the probabilities of seeds ``s * N`` to ``s * N + N - 1``, as ``gkd-run mhad --ensemble N``
   does): accuracy and macro precision, recall and F1. The single-student run's seeds 0-2 then
-  give ensemble run 0 of three without training it.
+  give ensemble run 0 of three without training it;
+- with ``--per-action S ...``, for each of these test subjects the five actions the distilled
+  students get wrong most often: the 1-NN teacher's accuracy on them (its references are the
+  protocol's training subjects, distances from ``--cache-dir``), the direct and distilled
+  students' (over all seeds' predictions), and the distilled students' most common wrong
+  answer.
 
 A seed found in more than one ``--run`` (the single-student run's seeds 0-2 and the first
 ensemble run's members, say) is scored once, after checking that both checkpoints predict
@@ -36,6 +41,8 @@ import numpy as np
 import torch
 
 from gkd import load_mhad
+from gkd.cache import DistanceCache
+from gkd.datasets.mhad import PROTOCOLS, load_mhad_all
 from gkd.metrics import classification_metrics
 from gkd.train import load_checkpoint, mean_probabilities, member_seeds, predict_proba
 
@@ -77,6 +84,53 @@ def print_ensembles(
         )
 
 
+def nearest_neighbour_hits(
+    protocol: str, test_sequences: np.ndarray, cache_dir: Path
+) -> np.ndarray:
+    """Whether the 1-NN teacher, references the protocol's training subjects, gets each test row.
+
+    Distances come from the full UTD-MHAD matrix in the cache (computed there if absent). The
+    test rows are found by subject and checked to be ``test_sequences``, row for row.
+    """
+    data = load_mhad_all()
+    distances = DistanceCache(cache_dir).pairwise(data.sequences, lengths=data.lengths)
+    train_subjects, test_subjects = PROTOCOLS[protocol]
+    references = np.flatnonzero(np.isin(data.subjects, train_subjects))
+    queries = np.flatnonzero(np.isin(data.subjects, test_subjects))
+    if not np.array_equal(data.sequences[queries], test_sequences):
+        raise SystemExit(f"the {protocol} test split is not UTD-MHAD's test subjects in order")
+    nearest = references[distances[np.ix_(queries, references)].argmin(axis=1)]
+    return data.labels[nearest] == data.labels[queries]
+
+
+def print_per_action(
+    test, subjects: list[int], hits: dict[str, np.ndarray], wrong: np.ndarray, knn: np.ndarray
+) -> None:
+    """The five actions of each subject where the distilled students err most (see --per-action).
+
+    ``hits[kind]`` is (seeds, test rows) of correct predictions; ``wrong`` is the distilled
+    students' predictions, same shape.
+    """
+    names = test.class_names
+    for subject in subjects:
+        rows = []
+        for action in range(test.n_classes):
+            mine = (test.subjects == subject) & (test.labels == action)
+            if mine.any():
+                answers = Counter(int(p) for p in wrong[:, mine].ravel() if p != action)
+                rows.append((hits["distilled"][:, mine].mean(), action, mine, answers))
+        if not rows:
+            raise SystemExit(f"--per-action: subject {subject} is not a test subject")
+        print(f"subject {subject}: action, sequences, k-NN / direct / distilled %, wrong answers")
+        for distilled, action, mine, answers in sorted(rows, key=lambda r: (r[0], r[1]))[:5]:
+            common = ", ".join(f"{names[p]} {n}" for p, n in answers.most_common(2))
+            print(
+                f"  {names[action]}: {int(mine.sum())}, {100 * knn[mine].mean():.0f} / "
+                f"{100 * hits['direct'][:, mine].mean():.0f} / {100 * distilled:.0f}"
+                + (f"; {common} of {wrong[:, mine].size}" if common else "")
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -87,6 +141,15 @@ def main() -> None:
     parser.add_argument(
         "--ensemble", type=int, default=1, help="also score ensemble runs of this many students"
     )
+    parser.add_argument(
+        "--per-action",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="SUBJECT",
+        help="also print the actions these test subjects' sequences are most often missed on",
+    )
+    parser.add_argument("--cache-dir", type=Path, default=None, help="teacher distance cache")
     args = parser.parse_args()
     if args.ensemble < 1:
         parser.error(f"--ensemble must be at least 1, got {args.ensemble}")
@@ -95,6 +158,8 @@ def main() -> None:
     test = load_mhad(protocol=args.protocol).test
     subjects = np.unique(test.subjects)
     accuracy: dict[str, dict[int, float]] = {}
+    all_hits: dict[str, np.ndarray] = {}
+    distilled_predictions = np.empty(0)
     for kind in ("direct", "distilled"):
         probabilities: dict[int, np.ndarray] = {}
         for run_dir in args.run:
@@ -114,6 +179,9 @@ def main() -> None:
         }
         scores = np.array(list(accuracy[kind].values()))
         hits = np.array([predictions[seed] == test.labels for seed in accuracy[kind]])
+        all_hits[kind] = hits
+        if kind == "distilled":
+            distilled_predictions = np.array([predictions[seed] for seed in accuracy[kind]])
         per_subject = [100 * hits[:, test.subjects == s].mean() for s in subjects]
         print(
             f"{kind}: {scores.mean():.1f} ± {scores.std(ddof=1) if len(scores) > 1 else 0:.1f} "
@@ -134,6 +202,9 @@ def main() -> None:
             f"(SE {gain.std(ddof=1) / np.sqrt(len(gain)):.1f}), won {int((gain > 0).sum())}, "
             f"tied {int((gain == 0).sum())}"
         )
+    if args.per_action:
+        knn = nearest_neighbour_hits(args.protocol, test.sequences, args.cache_dir)
+        print_per_action(test, args.per_action, all_hits, distilled_predictions, knn)
 
 
 if __name__ == "__main__":
