@@ -42,6 +42,7 @@ import torch
 
 from gkd import load_mhad
 from gkd.cache import DistanceCache
+from gkd.datasets import MotionDataset
 from gkd.datasets.mhad import PROTOCOLS, load_mhad_all
 from gkd.metrics import classification_metrics
 from gkd.train import load_checkpoint, mean_probabilities, member_seeds, predict_proba
@@ -104,7 +105,11 @@ def nearest_neighbour_hits(
 
 
 def print_per_action(
-    test, subjects: list[int], hits: dict[str, np.ndarray], wrong: np.ndarray, knn: np.ndarray
+    test: MotionDataset,
+    subjects: list[int],
+    hits: dict[str, np.ndarray],
+    wrong: np.ndarray,
+    knn: np.ndarray,
 ) -> None:
     """The five actions of each subject where the distilled students err most (see --per-action).
 
