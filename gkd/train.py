@@ -336,9 +336,9 @@ def augment_batch(
     the new frames' time is cut into ``LOCAL_WARP_SEGMENTS`` equal parts, each played at its
     own relative speed, uniform in ``1 ± local_warp``), a change of motion amplitude (every
     frame's offset from the sequence's time-averaged pose scaled by a factor uniform in
-    ``1 ± amplitude_range``), a rotation about the
-    vertical axis through the sequence's centroid (angle uniform in ``± rotation_degrees``) and
-    a per-axis scale about the centroid (factors uniform in ``1 ± scale_range``).
+    ``1 ± amplitude_range``), a rotation about the vertical axis through the sequence's
+    centroid (angle uniform in ``± rotation_degrees``) and a per-axis scale about the centroid
+    (factors uniform in ``1 ± scale_range``).
 
     Parameters
     ----------
