@@ -45,6 +45,7 @@ from gkd.cache import DistanceCache
 from gkd.datasets import MotionDataset
 from gkd.datasets.mhad import PROTOCOLS, load_mhad_all
 from gkd.metrics import classification_metrics
+from gkd.teacher import knn_predict
 from gkd.train import load_checkpoint, mean_probabilities, member_seeds, predict_proba
 
 CHECKPOINT = re.compile(r"(?P<kind>direct|distilled)_seed(?P<run>\d+)(?:_member(?P<member>\d+))?")
@@ -100,8 +101,13 @@ def nearest_neighbour_hits(
     queries = np.flatnonzero(np.isin(data.subjects, test_subjects))
     if not np.array_equal(data.sequences[queries], test_sequences):
         raise SystemExit(f"the {protocol} test split is not UTD-MHAD's test subjects in order")
-    nearest = references[distances[np.ix_(queries, references)].argmin(axis=1)]
-    return data.labels[nearest] == data.labels[queries]
+    predicted = knn_predict(
+        distances[np.ix_(queries, references)],
+        data.labels[references],
+        k=1,
+        n_classes=data.n_classes,
+    )
+    return predicted == data.labels[queries]
 
 
 def print_per_action(
