@@ -1,0 +1,81 @@
+"""Judge a cross-validated variant against a baseline by the rule in docs/results.md.
+
+``benches/tune_mhad.py --stretch 1.25 0.8 --out F.jsonl`` writes one JSON line per variant with
+every held-out score, fold by fold (subjects 1, 3, 5) and seed by seed within a fold. This
+script pairs a variant's scores with the baseline's (same fold, same seed), averages each
+student's score over the three playback speeds (×1, ×1.25, ×0.8), and prints the mean paired
+difference, its standard error and how many pairs the variant won. The rule: a variant is
+adopted only if it wins by more than twice that standard error.
+
+Each side may be several files (the seeds are usually split over two lanes); their lines are
+joined in the order given, so give both sides' files in the same seed order.
+
+Usage::
+
+    python benches/cv_compare.py \\
+        --baseline docs/cv/cv-local_warp-0.3-0-1.jsonl docs/cv/cv-local_warp-0.3-2-3.jsonl \\
+        --variant runs/cv-V-0-1.jsonl runs/cv-V-2-3.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+SPEEDS = ("", "@x1.25", "@x0.8")
+
+
+def speed_means(files: list[Path], method: str) -> tuple[list[float], list[str]]:
+    """Per fold × seed, the held-out accuracy (%) averaged over the three speeds."""
+    scores: list[float] = []
+    names: list[str] = []
+    for path in files:
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            columns = [record["all"].get(method + speed, []) for speed in SPEEDS]
+            if not all(columns) or len({len(c) for c in columns}) != 1:
+                raise SystemExit(
+                    f"{path}: variant {record['variant']!r} lacks {method} scores at all three "
+                    "speeds (run tune_mhad.py with --stretch 1.25 0.8)"
+                )
+            scores += [100 * sum(triple) / 3 for triple in zip(*columns, strict=True)]
+            names.append(record["variant"])
+    return scores, names
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--baseline", type=Path, nargs="+", required=True)
+    parser.add_argument("--variant", type=Path, nargs="+", required=True)
+    parser.add_argument("--method", choices=["direct", "distilled"], default="distilled")
+    args = parser.parse_args()
+
+    base, base_names = speed_means(args.baseline, args.method)
+    new, new_names = speed_means(args.variant, args.method)
+    if len(base) != len(new):
+        raise SystemExit(
+            f"the baseline has {len(base)} fold × seed scores and the variant {len(new)}: "
+            "give both the same seeds in the same order"
+        )
+    diffs = [b - a for a, b in zip(base, new, strict=True)]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1) / n) if n > 1 else math.nan
+    won = sum(d > 0 for d in diffs)
+    ties = sum(d == 0 for d in diffs)
+    print(f"{args.method}, mean over x1 / x1.25 / x0.8, {n} fold x seed pairs")
+    print(f"baseline {', '.join(dict.fromkeys(base_names))}: {sum(base) / n:.1f}")
+    print(f"variant  {', '.join(dict.fromkeys(new_names))}: {sum(new) / n:.1f}")
+    print(f"difference {mean:+.2f} (SE {se:.2f}), won {won} of {n}, {ties} tied")
+    verdict = "adopt" if mean > 2 * se else "keep the baseline"
+    print(f"rule (win by more than 2 SE): {verdict}")
+
+
+if __name__ == "__main__":
+    main()
