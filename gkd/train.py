@@ -114,7 +114,7 @@ class TrainConfig:
     error 0.31 (the direct transformer +0.3, standard error 0.45). A local time warp of 0.3
     then beat none by the same rule: distilled 88.8 → 93.8 %, +5.0 with standard error 1.2,
     10 of 12 fold-and-seed pairs won (the direct transformer, cross-validated later: 87.6 →
-    92.5 %, +4.9 with standard error 0.9).
+    92.4 %, +4.9 with standard error 0.9).
     """
 
     d_model: int = 128
