@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from numpy.typing import ArrayLike
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gkd.student import MotionTransformer, Preprocessing
 
@@ -74,7 +75,10 @@ class TrainConfig:
     Optimisation
         epochs, batch_size, lr (peak), weight_decay (AdamW, not on biases and norms),
         warmup_epochs (linear warm-up, then cosine decay to zero), grad_clip (max gradient norm,
-        None for none), label_smoothing (on the cross-entropy term).
+        None for none), label_smoothing (on the cross-entropy term), ema_epochs (time
+        constant, in epochs, of an exponential moving average of the weights, updated after
+        every optimiser step; validation, selection and the returned model then use the
+        average, which smooths the step-to-step noise of small batches; 0 for none).
     Distillation (used only when teacher targets are given)
         loss = alpha·CE(labels) + beta·T²·KL(teacher ‖ softmax(logits / T)), T = temperature.
     Augmentation (training batches only)
@@ -132,6 +136,7 @@ class TrainConfig:
     warmup_epochs: int = 5
     grad_clip: float | None = 1.0
     label_smoothing: float = 0.0
+    ema_epochs: float = 0.0
     alpha: float = 0.5
     beta: float = 0.5
     temperature: float = 1.0
@@ -167,7 +172,15 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be positive, got {self.lr!r}")
-        for name in ("weight_decay", "alpha", "beta", "label_smoothing", "rotation_degrees"):
+        non_negative = (
+            "weight_decay",
+            "alpha",
+            "beta",
+            "label_smoothing",
+            "rotation_degrees",
+            "ema_epochs",
+        )
+        for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         bounded = ("scale_range", "time_warp", "local_warp", "amplitude_range")
@@ -243,7 +256,8 @@ class TrainResult:
     """A trained student and how it got there.
 
     ``model`` holds the weights of ``best_epoch`` (chosen on validation; the last epoch when
-    there was no validation set), in eval mode, on ``device``. ``config`` is the configuration
+    there was no validation set; their moving average when ``config.ema_epochs`` > 0), in eval
+    mode, on ``device``. ``config`` is the configuration
     used, with the preprocessing filled in when it was left to the default.
     """
 
@@ -443,6 +457,11 @@ def _lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def _ema_decay(ema_epochs: float, steps_per_epoch: int) -> float:
+    """Per-step decay whose weight falls to 1/e after ``ema_epochs`` epochs of steps."""
+    return math.exp(-1.0 / (ema_epochs * steps_per_epoch))
+
+
 def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on matrices only: biases and norm gains stay undecayed (AdamW practice)."""
     decay: list[torch.nn.Parameter] = []
@@ -599,6 +618,12 @@ def train(
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: _lr_factor(step, warmup_steps, total_steps)
         )
+        # The average is what gets validated and returned; the raw model only takes the steps.
+        averaged: AveragedModel | None = None
+        if config.ema_epochs > 0:
+            decay = _ema_decay(config.ema_epochs, steps_per_epoch)
+            averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
+        evaluated = model if averaged is None else averaged.module
         augment_generator = torch.Generator().manual_seed(config.seed + 1)
         shuffle = np.random.default_rng(config.seed)
         best_key: tuple[float, float] | None = None
@@ -640,11 +665,13 @@ def train(
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
                 scheduler.step()
+                if averaged is not None:
+                    averaged.update_parameters(model)
                 loss_sum += float(loss.detach()) * len(index)
                 correct += int((logits.detach().argmax(dim=1) == target).sum())
             validation_loss = validation_accuracy = None
             if validation is not None:
-                val_logits = _evaluate(model, *validation[:2], config.eval_batch_size, device)
+                val_logits = _evaluate(evaluated, *validation[:2], config.eval_batch_size, device)
                 val_labels = torch.from_numpy(validation[2])
                 validation_loss = float(F.cross_entropy(val_logits, val_labels))
                 validation_accuracy = float((val_logits.argmax(dim=1) == val_labels).float().mean())
@@ -655,7 +682,7 @@ def train(
                 )
                 if best_key is None or key > best_key:
                     best_key, best_epoch = key, epoch
-                    best_state = copy.deepcopy(model.state_dict())
+                    best_state = copy.deepcopy(evaluated.state_dict())
             stats = EpochStats(
                 epoch=epoch,
                 epochs=config.epochs,
@@ -669,6 +696,8 @@ def train(
             history.append(stats)
             if progress is not None:
                 progress(stats)
+        if best_state is None and averaged is not None:
+            best_state = averaged.module.state_dict()
         if best_state is not None:
             model.load_state_dict(best_state)
         model.eval()

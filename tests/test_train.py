@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from gkd.datasets import MotionDataset
 from gkd.student import MotionTransformer, Preprocessing
@@ -301,6 +302,47 @@ def test_model_selection_returns_the_best_validation_epoch(trained, data):
     assert best.validation_loss == min(s.validation_loss for s in tied)
 
 
+def test_weight_average_follows_every_optimiser_step(data):
+    """The returned weights are a NumPy EMA of the raw weights seen after each step."""
+    train_set, _ = data
+    snapshots: dict[int, list[np.ndarray]] = {}
+
+    def record(optimizer, args, kwargs):
+        for group in optimizer.param_groups:
+            for parameter in group["params"]:
+                snapshots.setdefault(id(parameter), []).append(parameter.detach().numpy().copy())
+
+    config = tiny_config(epochs=3, ema_epochs=2.0)
+    hook = register_optimizer_step_post_hook(record)
+    try:
+        result = train(train_set=train_set, validation_set=None, config=config)
+    finally:
+        hook.remove()
+    steps_per_epoch = math.ceil(len(train_set.labels) / config.batch_size)
+    decay = math.exp(-1.0 / (2.0 * steps_per_epoch))  # weight 1/e after two epochs
+    for name, parameter in result.model.named_parameters():
+        steps = snapshots[id(parameter)]
+        assert len(steps) == 3 * steps_per_epoch
+        expected = steps[0].astype(np.float64)  # the average starts at the first step's weights
+        for weights in steps[1:]:
+            expected = decay * expected + (1.0 - decay) * weights
+        got = parameter.detach().numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6, err_msg=name)
+        assert not np.allclose(got, steps[-1]), name  # not simply the last step
+
+
+def test_weight_average_is_what_validation_selects(data):
+    train_set, validation_set = data
+    result = train(
+        train_set=train_set, validation_set=validation_set, config=tiny_config(ema_epochs=1.0)
+    )
+    assert result.model.training is False
+    best = result.history[result.best_epoch - 1].validation_accuracy
+    assert accuracy(result.model, validation_set) == pytest.approx(best)
+    plain = train(train_set=train_set, validation_set=validation_set, config=tiny_config())
+    assert [s.validation_loss for s in result.history] != [s.validation_loss for s in plain.history]
+
+
 def test_augment_batch_keeps_shape_of_each_frame():
     rng = np.random.default_rng(0)
     lengths = torch.tensor([5, 3])
@@ -437,6 +479,7 @@ def test_train_rejects_bad_input(data):
     [
         ({"epochs": 0}, "epochs"),
         ({"lr": 0.0}, "lr"),
+        ({"ema_epochs": -1.0}, "ema_epochs"),
         ({"time_warp": 1.0}, "time_warp"),
         ({"local_warp": -0.1}, "local_warp"),
         ({"amplitude_range": 1.0}, "amplitude_range"),
