@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 import torch
@@ -623,7 +623,7 @@ def train(
         if config.ema_epochs > 0:
             decay = _ema_decay(config.ema_epochs, steps_per_epoch)
             averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
-        evaluated = model if averaged is None else averaged.module
+        evaluated = model if averaged is None else cast(MotionTransformer, averaged.module)
         augment_generator = torch.Generator().manual_seed(config.seed + 1)
         shuffle = np.random.default_rng(config.seed)
         best_key: tuple[float, float] | None = None
