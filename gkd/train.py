@@ -79,7 +79,7 @@ class TrainConfig:
         constant, in epochs, of an exponential moving average of the weights, updated after
         every optimiser step; validation, selection and the returned model then use the
         average, which smooths the step-to-step noise of small batches; 0 for none; 5 lost
-        the cross-validation described below, −1.5 points, and left the last epoch as it was).
+        the cross-validation on training subjects by 1.5 points, docs/results.md).
     Distillation (used only when teacher targets are given)
         loss = alpha·CE(labels) + beta·T²·KL(teacher ‖ softmax(logits / T)), T = temperature.
     Augmentation (training batches only)
