@@ -258,8 +258,8 @@ class TrainResult:
 
     ``model`` holds the weights of ``best_epoch`` (chosen on validation; the last epoch when
     there was no validation set; their moving average when ``config.ema_epochs`` > 0), in eval
-    mode, on ``device``. ``config`` is the configuration
-    used, with the preprocessing filled in when it was left to the default.
+    mode, on ``device``. ``config`` is the configuration used, with the preprocessing filled
+    in when it was left to the default.
     """
 
     model: MotionTransformer
