@@ -415,7 +415,7 @@ class MotionTransformer(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Class logits.
+        """Class logits: the linear head applied to :meth:`encode`'s pooled features.
 
         Parameters
         ----------
@@ -433,6 +433,13 @@ class MotionTransformer(nn.Module):
         ------
         ValueError
             If the input width is not ``n_inputs`` or a sequence has no valid frame.
+        """
+        return self.head(self.encode(x, padding_mask))
+
+    def encode(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Sequence features, shape (B, d_model): the encoder's output mean-pooled over the
+        valid tokens. Arguments and errors as in :meth:`forward`; relational distillation
+        (``TrainConfig.relation_weight``) compares these features' distances with the teacher's.
         """
         if x.ndim != 3 or x.shape[-1] != self.n_inputs:
             raise ValueError(f"x must have shape (B, T, {self.n_inputs}), got {tuple(x.shape)}")
@@ -467,8 +474,7 @@ class MotionTransformer(nn.Module):
         )
         hidden = self.encoder(hidden, src_key_padding_mask=padding_mask)
         valid = (~padding_mask).to(hidden.dtype)[:, :, None]
-        pooled = (hidden * valid).sum(dim=1) / valid.sum(dim=1)
-        return self.head(pooled)
+        return (hidden * valid).sum(dim=1) / valid.sum(dim=1)
 
     def extra_repr(self) -> str:
         return f"preprocessing={self.preprocessing}"
