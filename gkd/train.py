@@ -42,6 +42,7 @@ __all__ = [
     "member_seeds",
     "predict",
     "predict_proba",
+    "relation_loss",
     "resolve_device",
     "save_checkpoint",
     "train",
@@ -81,7 +82,13 @@ class TrainConfig:
         average, which smooths the step-to-step noise of small batches; 0 for none; 5 lost
         the cross-validation on training subjects by 1.5 points, docs/results.md).
     Distillation (used only when teacher targets are given)
-        loss = alpha·CE(labels) + beta·T²·KL(teacher ‖ softmax(logits / T)), T = temperature.
+        loss = alpha·CE(labels) + beta·T²·KL(teacher ‖ softmax(logits / T)), T = temperature,
+        + relation_weight·R when relation_weight > 0: R (:func:`relation_loss`) compares the
+        distances between the batch's pooled student features with the teacher's distances
+        between the same sequences (``train``'s ``teacher_distances``), each divided by its
+        mean over the batch, so the student learns the teacher's geometry of whole sequences
+        and not only its class probabilities (distance-wise relational distillation, Park et
+        al., CVPR 2019). 0 for none.
     Augmentation (training batches only)
         augment (switch), rotation_degrees (uniform rotation about the vertical axis within
         ±this), scale_range (per-axis scale factor in 1 ± this), time_warp (speed factor in
@@ -141,6 +148,7 @@ class TrainConfig:
     alpha: float = 0.5
     beta: float = 0.5
     temperature: float = 1.0
+    relation_weight: float = 0.0
     augment: bool = True
     rotation_degrees: float = 15.0
     scale_range: float = 0.1
@@ -180,6 +188,7 @@ class TrainConfig:
             "label_smoothing",
             "rotation_degrees",
             "ema_epochs",
+            "relation_weight",
         )
         for name in non_negative:
             if getattr(self, name) < 0:
@@ -498,6 +507,46 @@ def _runtime(config: TrainConfig, device: torch.device) -> Iterator[None]:
         torch.use_deterministic_algorithms(old_deterministic)
 
 
+def relation_loss(features: torch.Tensor, teacher_distances: torch.Tensor) -> torch.Tensor:
+    """Distance-wise relational distillation loss of one batch.
+
+    The Euclidean distances between every two rows of ``features`` (B, D) and the teacher's
+    distances ``teacher_distances`` (B, B) of the same pairs are each divided by their mean
+    over the B·(B-1)/2 pairs (so only the shape of the geometry counts, not its units), then
+    compared by the smooth L1 (Huber, δ = 1) loss, averaged over the pairs. Only pairs i < j are
+    used: the diagonal is zero for both and the teacher's matrix is symmetric. A batch of one
+    has no pairs and gives 0.
+    """
+    first, second = torch.triu_indices(len(features), len(features), offset=1)
+    if len(first) == 0:
+        return features.sum() * 0.0  # keeps the graph (and the device) of a real loss
+    student = (features[first] - features[second]).norm(dim=1)
+    teacher = teacher_distances[first, second].to(student.dtype)
+    tiny = torch.finfo(student.dtype).tiny
+    student = student / student.mean().clamp_min(tiny)
+    teacher = teacher / teacher.mean().clamp_min(tiny)
+    return F.smooth_l1_loss(student, teacher)
+
+
+def _check_distances(teacher_distances: ArrayLike | None, n: int) -> torch.Tensor | None:
+    if teacher_distances is None:
+        return None
+    distances = np.asarray(teacher_distances, dtype=np.float64)
+    if distances.shape != (n, n):
+        raise ValueError(
+            f"teacher_distances must have shape ({n}, {n}) (train rows x train rows), "
+            f"got {distances.shape}"
+        )
+    bad = ~np.isfinite(distances) | (distances < 0)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(
+            f"teacher_distances must be finite and non-negative; entry ({i}, {j}) is "
+            f"{distances[i, j]!r}"
+        )
+    return torch.from_numpy(distances.astype(np.float32))
+
+
 def _check_teacher(
     teacher_targets: ArrayLike | None, n: int, n_classes: int
 ) -> torch.Tensor | None:
@@ -543,6 +592,7 @@ def train(
     validation_set: DatasetLike | None,
     config: TrainConfig | None = None,
     teacher_targets: ArrayLike | None = None,
+    teacher_distances: ArrayLike | None = None,
     progress: Callable[[EpochStats], None] | None = None,
 ) -> TrainResult:
     """Train a :class:`~gkd.student.MotionTransformer`, directly or by distillation.
@@ -561,6 +611,9 @@ def train(
         Soft targets for the training rows (same order), e.g. from
         :func:`gkd.teacher.soft_targets` with the training sample's own entry left out. Given:
         distillation loss ``alpha·CE + beta·T²·KL``; None: plain cross-entropy.
+    teacher_distances : array_like, shape (N_train, N_train), optional
+        The teacher's distances between the training rows (same order); needed by the
+        relational term when distilling with ``config.relation_weight`` > 0, unused otherwise.
     progress : callable, optional
         Called with an :class:`EpochStats` after every epoch.
 
@@ -594,6 +647,14 @@ def train(
                 f"train_set has {sequences.shape[2] // 3}"
             )
     teacher = _check_teacher(teacher_targets, len(labels), n_classes)
+    relations = _check_distances(teacher_distances, len(labels))
+    if teacher is None or config.relation_weight == 0:
+        relations = None
+    elif relations is None:
+        raise ValueError(
+            f"TrainConfig.relation_weight is {config.relation_weight}: distillation then needs "
+            "teacher_distances (train rows x train rows)"
+        )
     labels_t = torch.from_numpy(labels)
     n = len(labels)
     steps_per_epoch = math.ceil(n / config.batch_size)
@@ -651,7 +712,11 @@ def train(
                         generator=augment_generator,
                     )
                 target = labels_t[index].to(device)
-                logits = model(inputs, mask)
+                if relations is None:
+                    logits = model(inputs, mask)
+                else:
+                    features = model.encode(inputs, mask)
+                    logits = model.head(features)
                 hard = F.cross_entropy(logits, target, label_smoothing=config.label_smoothing)
                 if teacher is None:
                     loss = hard
@@ -660,6 +725,10 @@ def train(
                     t = config.temperature
                     kl = F.kl_div(F.log_softmax(logits / t, dim=1), soft, reduction="batchmean")
                     loss = config.alpha * hard + config.beta * t * t * kl
+                    if relations is not None:
+                        rows = torch.from_numpy(index)
+                        pairs = relations[rows][:, rows].to(device)
+                        loss = loss + config.relation_weight * relation_loss(features, pairs)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip is not None:
