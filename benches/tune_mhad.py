@@ -485,7 +485,11 @@ def main() -> None:
             train_set, val_set = data.subset(train_rows), data.subset(val_rows)
             stretched_sets = [_slowed(val_set, stretch) for stretch in args.stretch]
             distilled_set = train_set
+            # The relational term compares the training rows' own distances (no blends there).
+            relations = distances[np.ix_(train_rows, train_rows)]
             if blend_ratio > 0:
+                if config.relation_weight > 0:
+                    raise SystemExit("blends and relation_weight do not go together")
                 distilled_set, targets = _with_blends(
                     train_set,
                     targets,
@@ -510,7 +514,7 @@ def main() -> None:
                     if (
                         method == "direct"
                         and name != "default"
-                        and not set(changes) - {"alpha", "beta"}
+                        and not set(changes) - {"alpha", "beta", "relation_weight"}
                         and not features
                     ):
                         continue  # teacher-only or distillation-only change: direct is default's
@@ -519,6 +523,7 @@ def main() -> None:
                         validation_set=val_set,
                         config=cfg,
                         teacher_targets=soft,
+                        teacher_distances=relations,
                     )
                     acc = result.best_validation_accuracy or 0.0
                     last = result.history[-1].validation_accuracy or 0.0
