@@ -542,7 +542,7 @@ def _check_distances(teacher_distances: ArrayLike | None, n: int) -> torch.Tenso
         i, j = np.argwhere(bad)[0]
         raise ValueError(
             f"teacher_distances must be finite and non-negative; entry ({i}, {j}) is "
-            f"{distances[i, j]!r}"
+            f"{float(distances[i, j])}"
         )
     return torch.from_numpy(distances.astype(np.float32))
 

@@ -25,6 +25,7 @@ from gkd.train import (
     member_seeds,
     predict,
     predict_proba,
+    relation_loss,
     save_checkpoint,
     train,
 )
@@ -114,24 +115,30 @@ def test_direct_training_beats_chance(trained, data):
     assert not trained.distilled
 
 
-def test_distilled_training_beats_chance(data):
-    train_set, validation_set = data
-    # Teacher: a crude distance between the sequences' first-to-last motion of landmark 0.
+def crude_teacher(dataset: MotionDataset) -> tuple[np.ndarray, np.ndarray]:
+    """A crude teacher: distances between the sequences' first-to-last motion of landmark 0,
+    and the leave-one-out soft targets they give."""
     step = np.stack(
         [
             s[length - 1, 0] - s[0, 0]
-            for s, length in zip(train_set.sequences, train_set.lengths, strict=True)
+            for s, length in zip(dataset.sequences, dataset.lengths, strict=True)
         ]
     )
     distances = np.linalg.norm(step[:, None] - step[None], axis=-1)
     targets = soft_targets(
         distances,
-        train_set.labels,
+        dataset.labels,
         n_classes=3,
         normalization="row",
         temperature=0.2,
         self_index=np.arange(len(step)),
     )
+    return distances, targets
+
+
+def test_distilled_training_beats_chance(data):
+    train_set, validation_set = data
+    _, targets = crude_teacher(train_set)
     result = train(
         train_set=train_set,
         validation_set=validation_set,
@@ -446,6 +453,71 @@ def test_augment_batch_amplitude_scales_motion_about_the_mean_pose():
     assert torch.all(scaled[scaled_mask] == 0)
 
 
+def numpy_relation_loss(features: np.ndarray, distances: np.ndarray) -> float:
+    """Plain-loop reference of the distance-wise relational loss."""
+    student, teacher = [], []
+    for i in range(len(features)):
+        for j in range(i + 1, len(features)):
+            student.append(np.sqrt(np.sum((features[i] - features[j]) ** 2)))
+            teacher.append(distances[i, j])
+    gap = np.array(student) / np.mean(student) - np.array(teacher) / np.mean(teacher)
+    huber = np.where(np.abs(gap) < 1, 0.5 * gap**2, np.abs(gap) - 0.5)
+    return float(np.mean(huber))
+
+
+def test_relation_loss_matches_numpy_reference_and_ignores_units():
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(7, 5))
+    points = rng.normal(size=(7, 2))  # the teacher's own geometry, unrelated to the features
+    distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    distances[0, 1] = distances[1, 0] = 40.0  # one far pair: the linear part of the Huber loss
+    got = relation_loss(torch.from_numpy(features), torch.from_numpy(distances))
+    expected = numpy_relation_loss(features, distances)
+    assert got.item() == pytest.approx(expected, rel=1e-10)
+    assert expected > 0.1
+    rescaled = relation_loss(torch.from_numpy(3 * features), torch.from_numpy(0.2 * distances))
+    assert rescaled.item() == pytest.approx(expected, rel=1e-10)
+    # Zero exactly when the student's geometry is the teacher's, up to units.
+    own = np.linalg.norm(features[:, None] - features[None], axis=-1)
+    same = relation_loss(torch.from_numpy(features), torch.from_numpy(5 * own))
+    assert same.item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_relation_loss_gradients_stay_finite():
+    features = torch.zeros(4, 3, requires_grad=True)  # every pair at distance 0
+    relation_loss(features, torch.ones(4, 4)).backward()
+    assert torch.isfinite(features.grad).all()
+    single = torch.ones(1, 3, requires_grad=True)  # a batch of one has no pairs
+    loss = relation_loss(single, torch.zeros(1, 1))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(single.grad, torch.zeros(1, 3))
+
+
+def test_relation_term_brings_the_students_geometry_to_the_teachers(data):
+    train_set, _ = data
+    _, targets = crude_teacher(train_set)
+    # A geometry the soft targets do not carry: the classes on a line, "up" - "side" - "circle".
+    position = train_set.labels.astype(np.float64)
+    distances = np.abs(position[:, None] - position[None]) + 0.2
+    np.fill_diagonal(distances, 0.0)
+    sequences = torch.from_numpy(train_set.sequences.reshape(*train_set.sequences.shape[:2], -1))
+    mask = torch.arange(sequences.shape[1])[None] >= torch.from_numpy(train_set.lengths)[:, None]
+
+    def mismatch(weight: float) -> float:
+        result = train(
+            train_set=train_set,
+            validation_set=None,
+            config=tiny_config(relation_weight=weight),
+            teacher_targets=targets,
+            teacher_distances=distances,
+        )
+        with torch.no_grad():
+            features = result.model.encode(sequences.float(), mask)
+        return relation_loss(features, torch.from_numpy(distances)).item()
+
+    assert mismatch(5.0) < 0.25 * mismatch(0.0)
+
+
 def test_train_rejects_bad_input(data):
     train_set, validation_set = data
     with pytest.raises(ValueError, match="teacher_targets must have shape"):
@@ -470,6 +542,28 @@ def test_train_rejects_bad_input(data):
     too_long = SimpleNamespace(**{**vars(train_set), "lengths": train_set.lengths + 100})
     with pytest.raises(ValueError, match=r"train_set.lengths\[\d+\] = 1\d\d is outside"):
         train(train_set=too_long, validation_set=None, config=tiny_config(epochs=1))
+    distances, targets = crude_teacher(train_set)
+    relational = tiny_config(epochs=1, relation_weight=1.0)
+    with pytest.raises(ValueError, match="needs teacher_distances"):
+        train(train_set=train_set, validation_set=None, config=relational, teacher_targets=targets)
+    with pytest.raises(ValueError, match=r"teacher_distances must have shape \(36, 36\)"):
+        train(
+            train_set=train_set,
+            validation_set=None,
+            config=relational,
+            teacher_targets=targets,
+            teacher_distances=distances[:-1],
+        )
+    broken = distances.copy()
+    broken[2, 5] = np.nan
+    with pytest.raises(ValueError, match=r"entry \(2, 5\) is nan"):
+        train(
+            train_set=train_set,
+            validation_set=None,
+            config=relational,
+            teacher_targets=targets,
+            teacher_distances=broken,
+        )
     with pytest.raises(TypeError, match="MotionDataset"):
         train(train_set=object(), validation_set=None, config=tiny_config(epochs=1))  # type: ignore[arg-type]
 
@@ -480,6 +574,7 @@ def test_train_rejects_bad_input(data):
         ({"epochs": 0}, "epochs"),
         ({"lr": 0.0}, "lr"),
         ({"ema_epochs": -1.0}, "ema_epochs"),
+        ({"relation_weight": -0.5}, "relation_weight"),
         ({"time_warp": 1.0}, "time_warp"),
         ({"local_warp": -0.1}, "local_warp"),
         ({"amplitude_range": 1.0}, "amplitude_range"),
