@@ -551,15 +551,18 @@ def _train_student(
     train_set: MotionDataset,
     validation_set: MotionDataset,
     targets: np.ndarray | None,
+    relations: np.ndarray | None,
     refit_set: MotionDataset | None,
     refit_targets: np.ndarray | None,
+    refit_relations: np.ndarray | None,
     reporter: Reporter,
     name: str,
 ) -> tuple[TrainResult, TrainResult]:
     """One student: the run that chose its epoch on validation, and the model to score.
 
     With ``refit_set`` the model to score is trained again on it (train + validation) for the
-    chosen number of epochs; otherwise it is the chosen run's own model.
+    chosen number of epochs; otherwise it is the chosen run's own model. ``relations`` and
+    ``refit_relations`` are the teacher's distances between those rows (relational term).
     """
     with reporter.training(name, config.epochs) as callback:
         result = train(
@@ -567,6 +570,7 @@ def _train_student(
             validation_set=validation_set,
             config=config,
             teacher_targets=targets,
+            teacher_distances=relations,
             progress=callback,
         )
     if refit_set is None:
@@ -577,6 +581,7 @@ def _train_student(
             validation_set=None,
             config=replace(config, epochs=result.best_epoch),
             teacher_targets=refit_targets,
+            teacher_distances=refit_relations,
             progress=callback,
         )
     return result, refitted
@@ -802,6 +807,11 @@ def run_experiment(
     refit_rows = np.concatenate([train_rows, validation_rows])
     refit_set = student_data.subset(refit_rows) if refit else None
     refit_targets = targets_for(refit_rows) if refit else None
+    # The relational term's distances between training rows; only when it is switched on
+    # (SIGNUM's training block alone is 6,300² entries).
+    relational = base_config.relation_weight > 0
+    train_relations = train_by_train if relational else None
+    refit_relations = distances[np.ix_(refit_rows, refit_rows)] if relational and refit else None
     runs: dict[str, list[dict[str, Any]]] = {KNN: [knn_metrics], DIRECT: [], DISTILLED: []}
     histories: dict[str, list[EpochStats]] = {}
     confusions: dict[str, np.ndarray] = {
@@ -835,8 +845,10 @@ def run_experiment(
                     train_set=train_set,
                     validation_set=validation_set,
                     targets=targets,
+                    relations=None if targets is None else train_relations,
                     refit_set=refit_set,
                     refit_targets=None if targets is None else refit_targets,
+                    refit_relations=None if targets is None else refit_relations,
                     reporter=reporter,
                     name=name,
                 )

@@ -172,6 +172,35 @@ def test_soft_targets_leave_each_training_sample_out(motion, tmp_path, monkeypat
     np.testing.assert_allclose(captured["refit"], refit, rtol=1e-12)
 
 
+@pytest.mark.parametrize("relation_weight", [0.0, 2.0])
+def test_relational_term_gets_the_teachers_distances_of_its_rows(
+    motion, tmp_path, monkeypatch, relation_weight
+):
+    captured: dict[str, np.ndarray | None] = {}
+    real_train = experiment.train
+
+    def spy(**kwargs):
+        method = "distilled" if kwargs["teacher_targets"] is not None else "direct"
+        stage = "refit" if kwargs["validation_set"] is None else "select"
+        captured[f"{method} {stage}"] = kwargs["teacher_distances"]
+        return real_train(**kwargs)
+
+    monkeypatch.setattr(experiment, "train", spy)
+    run(motion, tmp_path, train_config=replace(TINY, relation_weight=relation_weight))
+    assert captured["direct select"] is None and captured["direct refit"] is None
+    if relation_weight == 0:  # off: no matrix is cut out at all
+        assert captured["distilled select"] is None and captured["distilled refit"] is None
+        return
+    distances = cached_pairwise(
+        motion.sequences, lengths=motion.lengths, cache_dir=tmp_path / "cache"
+    )
+    train = rows(motion, 1, 2)
+    refit = np.concatenate([train, rows(motion, 3)])  # train rows, then validation rows
+    for stage, chosen in (("select", train), ("refit", refit)):
+        got = captured[f"distilled {stage}"]
+        np.testing.assert_array_equal(got, distances[np.ix_(chosen, chosen)])
+
+
 def test_temperature_is_the_validation_cross_entropy_minimum(motion, tmp_path):
     result = run(
         motion, tmp_path, teacher=TeacherConfig(temperature=None, temperatures=(0.01, 0.1, 1.0))
