@@ -88,7 +88,8 @@ class TrainConfig:
         between the same sequences (``train``'s ``teacher_distances``), each divided by its
         mean over the batch, so the student learns the teacher's geometry of whole sequences
         and not only its class probabilities (distance-wise relational distillation, Park et
-        al., CVPR 2019). 0 for none.
+        al., CVPR 2019). 0 for none; 10 did not clear the cross-validation on training
+        subjects (+0.4 points, standard error 0.8; docs/results.md).
     Augmentation (training batches only)
         augment (switch), rotation_degrees (uniform rotation about the vertical axis within
         ±this), scale_range (per-axis scale factor in 1 ± this), time_warp (speed factor in
