@@ -453,6 +453,50 @@ def test_augment_batch_amplitude_scales_motion_about_the_mean_pose():
     assert torch.all(scaled[scaled_mask] == 0)
 
 
+def test_label_smoothing_applies_to_direct_training_only(data):
+    """One full-batch step: the recorded loss is the initial model's smoothed cross-entropy
+    (NumPy) when training directly, and smoothing leaves a distilled run untouched."""
+    train_set, _ = data
+    n = len(train_set.labels)
+    config = tiny_config(epochs=1, batch_size=n, dropout=0.0, label_smoothing=0.3)
+    result = train(train_set=train_set, validation_set=None, config=config)
+    torch.manual_seed(config.seed)  # the same initial weights as inside train
+    initial = MotionTransformer(
+        train_set.sequences.shape[2] * 3,
+        3,
+        d_model=config.d_model,
+        n_heads=config.n_heads,
+        n_layers=config.n_layers,
+        dropout=0.0,
+        preprocessing=result.config.preprocessing,
+        frames_per_token=config.frames_per_token,
+        positions=config.positions,
+    )
+    inputs = torch.from_numpy(train_set.sequences.reshape(n, train_set.sequences.shape[1], -1))
+    mask = torch.arange(inputs.shape[1])[None] >= torch.from_numpy(train_set.lengths)[:, None]
+    with torch.no_grad():
+        logits = initial(inputs.float(), mask).double().numpy()
+    log_p = logits - logits.max(axis=1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    target = np.full((n, 3), 0.3 / 3)
+    target[np.arange(n), train_set.labels] += 0.7
+    expected = -np.mean(np.sum(target * log_p, axis=1))
+    assert result.history[0].train_loss == pytest.approx(expected, rel=1e-5)
+
+    _, targets = crude_teacher(train_set)
+
+    def distilled(smoothing: float) -> list[float]:
+        run = train(
+            train_set=train_set,
+            validation_set=None,
+            config=tiny_config(epochs=3, label_smoothing=smoothing),
+            teacher_targets=targets,
+        )
+        return [s.train_loss for s in run.history]
+
+    assert distilled(0.0) == distilled(0.3)
+
+
 def numpy_relation_loss(features: np.ndarray, distances: np.ndarray) -> float:
     """Plain-loop reference of the distance-wise relational loss."""
     student, teacher = [], []
