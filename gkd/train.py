@@ -537,15 +537,18 @@ def relation_loss(features: torch.Tensor, teacher_distances: torch.Tensor) -> to
     return F.smooth_l1_loss(student, teacher)
 
 
+def _matrix(values: ArrayLike, shape: tuple[int, int], name: str, axes: str) -> np.ndarray:
+    """``values`` as float64 of exactly ``shape``, or a ValueError naming ``name`` and its axes."""
+    matrix = np.asarray(values, dtype=np.float64)
+    if matrix.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} ({axes}), got {matrix.shape}")
+    return matrix
+
+
 def _check_distances(teacher_distances: ArrayLike | None, n: int) -> torch.Tensor | None:
     if teacher_distances is None:
         return None
-    distances = np.asarray(teacher_distances, dtype=np.float64)
-    if distances.shape != (n, n):
-        raise ValueError(
-            f"teacher_distances must have shape ({n}, {n}) (train rows x train rows), "
-            f"got {distances.shape}"
-        )
+    distances = _matrix(teacher_distances, (n, n), "teacher_distances", "train rows x train rows")
     bad = ~np.isfinite(distances) | (distances < 0)
     if bad.any():
         i, j = np.argwhere(bad)[0]
@@ -561,12 +564,7 @@ def _check_teacher(
 ) -> torch.Tensor | None:
     if teacher_targets is None:
         return None
-    targets = np.asarray(teacher_targets, dtype=np.float64)
-    if targets.shape != (n, n_classes):
-        raise ValueError(
-            f"teacher_targets must have shape ({n}, {n_classes}) (train rows x classes), "
-            f"got {targets.shape}"
-        )
+    targets = _matrix(teacher_targets, (n, n_classes), "teacher_targets", "train rows x classes")
     if not np.all(np.isfinite(targets)) or targets.min() < 0:
         raise ValueError("teacher_targets must be finite and non-negative")
     sums = targets.sum(axis=1)
