@@ -83,9 +83,9 @@ class TrainConfig:
         the cross-validation on training subjects by 1.5 points, docs/results.md).
     Label smoothing
         label_smoothing: the directly trained student's cross-entropy target puts
-        1 - this + this / C on the label and this / C on every other class. Distillation leaves its
-        cross-entropy term unsmoothed: its teacher term already pulls towards a soft target,
-        which at the default temperature is close to flat. 0.44 matches the distilled
+        1 - this + this / C on the label and this / C on every other class. Distillation
+        leaves its cross-entropy term unsmoothed: its teacher term already pulls towards a
+        soft target, which at the default temperature is close to flat. 0.44 matches the distilled
         student's mixed target on UTD-MHAD (0.58 on the label) and beat no smoothing in the
         cross-validation on training subjects (direct 92.4 → 93.5 %, +1.0, standard error
         0.44; docs/results.md): the direct baseline gets the regularisation distillation gets.
@@ -719,11 +719,9 @@ def train(
                         generator=augment_generator,
                     )
                 target = labels_t[index].to(device)
-                if relations is None:
-                    logits = model(inputs, mask)
-                else:
-                    features = model.encode(inputs, mask)
-                    logits = model.head(features)
+                # forward() is head(encode()); the relational term needs the features too.
+                features = model.encode(inputs, mask)
+                logits = model.head(features)
                 smoothing = config.label_smoothing if teacher is None else 0.0
                 hard = F.cross_entropy(logits, target, label_smoothing=smoothing)
                 if teacher is None:
