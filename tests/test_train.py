@@ -453,6 +453,14 @@ def test_augment_batch_amplitude_scales_motion_about_the_mean_pose():
     assert torch.all(scaled[scaled_mask] == 0)
 
 
+def whole_batch(dataset: MotionDataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every sequence as one padded batch: inputs (N, T, L*3) float32 and the padding mask."""
+    sequences = dataset.sequences.reshape(*dataset.sequences.shape[:2], -1)
+    inputs = torch.from_numpy(sequences).float()
+    mask = torch.arange(inputs.shape[1])[None] >= torch.from_numpy(dataset.lengths)[:, None]
+    return inputs, mask
+
+
 def test_label_smoothing_applies_to_direct_training_only(data):
     """One full-batch step: the recorded loss is the initial model's smoothed cross-entropy
     (NumPy) when training directly, and smoothing leaves a distilled run untouched."""
@@ -472,10 +480,8 @@ def test_label_smoothing_applies_to_direct_training_only(data):
         frames_per_token=config.frames_per_token,
         positions=config.positions,
     )
-    inputs = torch.from_numpy(train_set.sequences.reshape(n, train_set.sequences.shape[1], -1))
-    mask = torch.arange(inputs.shape[1])[None] >= torch.from_numpy(train_set.lengths)[:, None]
     with torch.no_grad():
-        logits = initial(inputs.float(), mask).double().numpy()
+        logits = initial(*whole_batch(train_set)).double().numpy()
     log_p = logits - logits.max(axis=1, keepdims=True)
     log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
     target = np.full((n, 3), 0.3 / 3)
@@ -544,8 +550,6 @@ def test_relation_term_brings_the_students_geometry_to_the_teachers(data):
     position = train_set.labels.astype(np.float64)
     distances = np.abs(position[:, None] - position[None]) + 0.2
     np.fill_diagonal(distances, 0.0)
-    sequences = torch.from_numpy(train_set.sequences.reshape(*train_set.sequences.shape[:2], -1))
-    mask = torch.arange(sequences.shape[1])[None] >= torch.from_numpy(train_set.lengths)[:, None]
 
     def mismatch(weight: float) -> float:
         result = train(
@@ -556,7 +560,7 @@ def test_relation_term_brings_the_students_geometry_to_the_teachers(data):
             teacher_distances=distances,
         )
         with torch.no_grad():
-            features = result.model.encode(sequences.float(), mask)
+            features = result.model.encode(*whole_batch(train_set))
         return relation_loss(features, torch.from_numpy(distances)).item()
 
     assert mismatch(5.0) < 0.25 * mismatch(0.0)
