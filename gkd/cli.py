@@ -121,6 +121,30 @@ Refit = Annotated[
     ),
 ]
 
+STUDENT_NAMES = ("direct", "distilled")  # gkd.experiment.STUDENTS, without importing torch
+
+
+def _check_students(text: str) -> str:
+    """Reject an unknown or empty ``--students`` while parsing, as a usage error."""
+    names = _name_list(text)
+    unknown = [name for name in names if name not in STUDENT_NAMES]
+    if unknown or not names:
+        raise typer.BadParameter(
+            f"expected direct, distilled or both separated by a comma, got {text!r}",
+            param_hint="'--students'",
+        )
+    return text
+
+
+Students = Annotated[
+    str,
+    typer.Option(
+        callback=_check_students,
+        help="Students to train and report: direct, distilled or both (comma-separated). One "
+        "alone halves the training, e.g. to add seeds to one method.",
+    ),
+]
+
 
 def _temperature(text: str) -> float | None:
     """``--temperature``: a positive number, or ``auto`` (None: chosen on validation)."""
@@ -393,6 +417,7 @@ def mhad(
     seed: Seed = 0,
     seeds: Seeds = 1,
     ensemble: Ensemble = 1,
+    students: Students = "direct,distilled",
     device: Device = "auto",
     threads: Threads = None,
     quick: Quick = False,
@@ -427,6 +452,7 @@ def mhad(
             epochs=epochs,
             seeds=_seeds(seed, seeds),
             ensemble=ensemble,
+            students=_name_list(students),
             teacher=TeacherConfig(temperature=_temperature(temperature)),
             refit=refit,
             train_config=_train_settings(train_config),
@@ -457,6 +483,7 @@ def signum(
     seed: Seed = 0,
     seeds: Seeds = 1,
     ensemble: Ensemble = 1,
+    students: Students = "direct,distilled",
     device: Device = "auto",
     threads: Threads = None,
     quick: Quick = False,
@@ -484,6 +511,7 @@ def signum(
             epochs=epochs,
             seeds=_seeds(seed, seeds),
             ensemble=ensemble,
+            students=_name_list(students),
             teacher=TeacherConfig(
                 metric="hand",
                 groups=("left_hand", "right_hand"),
@@ -529,6 +557,7 @@ def fit(
     seed: Seed = 0,
     seeds: Seeds = 1,
     ensemble: Ensemble = 1,
+    students: Students = "direct,distilled",
     device: Device = "auto",
     threads: Threads = None,
     quick: Quick = False,
@@ -563,6 +592,7 @@ def fit(
             epochs=epochs,
             seeds=_seeds(seed, seeds),
             ensemble=ensemble,
+            students=_name_list(students),
             refit=refit,
             train_config=_train_settings(train_config),
             out=out or Path("gkd-runs") / data.stem,

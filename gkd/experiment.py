@@ -114,6 +114,9 @@ TrainSettings = TrainConfig | Mapping[str, Any] | None
 # Method names: the rows of the results table and the keys of results.json.
 KNN, DIRECT, DISTILLED = "k-NN teacher", "Transformer (direct)", "Student (distilled)"
 
+# The students an experiment can train, by their short names (``students=``, ``--students``).
+STUDENTS: dict[str, str] = {"direct": DIRECT, "distilled": DISTILLED}
+
 
 @dataclass(frozen=True)
 class TeacherConfig:
@@ -538,6 +541,17 @@ def _machine(threads: int | None) -> dict[str, Any]:
     return info
 
 
+def _students(students: Sequence[str]) -> list[str]:
+    """The short names of the students to train, in table order; unknown or none: an error."""
+    names = [students] if isinstance(students, str) else list(students)
+    unknown = [name for name in names if name not in STUDENTS]
+    if unknown:
+        raise ValueError(f"unknown student {unknown[0]!r}: choose from {', '.join(STUDENTS)}")
+    if not names:
+        raise ValueError(f"students must name at least one of {', '.join(STUDENTS)}")
+    return [short for short in STUDENTS if short in names]
+
+
 def _format_ms(value: float) -> str:
     return f"{value:.3g}" if 1e-3 <= value < 1e5 else f"{value:.2e}"
 
@@ -598,6 +612,7 @@ def run_experiment(
     student_landmarks: str | Sequence[str] | None = None,
     seeds: Sequence[int] = (0,),
     ensemble: int = 1,
+    students: Sequence[str] = tuple(STUDENTS),
     refit: bool = True,
     out: Path | None = None,
     title: str | None = None,
@@ -634,6 +649,9 @@ def run_experiment(
         --ensemble-check``, seeds 0-2) three students beat one by 3.0 (direct) and 2.9
         (distilled) points. A run's ``best_epoch`` is then the list of its students' epochs and
         ``validation_accuracy`` their mean.
+    students : sequence of {"direct", "distilled"}, default both
+        The students to train and report. One alone halves the training time, e.g. to add
+        seeds to a method whose training changed while the other's did not.
     refit : bool, default True
         After choosing the epoch on validation, train each student again on training +
         validation rows for that many epochs (the validation rows join the teacher's
@@ -681,6 +699,7 @@ def run_experiment(
         raise ValueError(f"ensemble must be a positive number of students, got {ensemble!r}")
     if timing_repeats < 1:
         raise ValueError(f"timing_repeats must be >= 1, got {timing_repeats}")
+    methods = _students(students)
     n = len(dataset)
     train_rows = _check_index(train_index, n, "train_index")
     validation_rows = _check_index(validation_index, n, "validation_index")
@@ -812,7 +831,8 @@ def run_experiment(
     relational = base_config.relation_weight > 0
     train_relations = train_by_train if relational else None
     refit_relations = distances[np.ix_(refit_rows, refit_rows)] if relational and refit else None
-    runs: dict[str, list[dict[str, Any]]] = {KNN: [knn_metrics], DIRECT: [], DISTILLED: []}
+    runs: dict[str, list[dict[str, Any]]] = {KNN: [knn_metrics]}
+    runs.update({STUDENTS[short]: [] for short in methods})
     histories: dict[str, list[EpochStats]] = {}
     confusions: dict[str, np.ndarray] = {
         KNN: confusion_matrix(labels[test_rows], knn_predicted, n_classes=n_classes)
@@ -833,12 +853,13 @@ def run_experiment(
     clock = time.perf_counter()
     effective: TrainConfig | None = None
     for seed in seeds:
-        students = member_seeds(int(seed), ensemble)
-        for method, targets in ((DIRECT, None), (DISTILLED, train_targets)):
-            short = "direct" if targets is None else "distilled"
+        members = member_seeds(int(seed), ensemble)
+        for short in methods:
+            method = STUDENTS[short]
+            targets = train_targets if method == DISTILLED else None
             chosen: list[TrainResult] = []  # per member: the run that chose the epoch
             reported: list[TrainResult] = []  # per member: the model that is scored
-            for member, member_seed in enumerate(students):
+            for member, member_seed in enumerate(members):
                 name = f"{short}, seed {member_seed}"
                 result, selected = _train_student(
                     replace(base_config, seed=member_seed, device=device, threads=threads),
@@ -881,7 +902,7 @@ def run_experiment(
                 infer_ms=cpu_ms,
                 infer_ms_gpu=gpu_ms,
                 seed=int(seed),
-                member_seeds=students,
+                member_seeds=members,
                 best_epoch=epochs_chosen[0] if ensemble == 1 else epochs_chosen,
                 validation_accuracy=float(
                     np.mean([r.best_validation_accuracy or 0.0 for r in chosen])
@@ -934,6 +955,7 @@ def run_experiment(
         "train_config": effective.to_dict() if effective is not None else None,
         "seeds": [int(s) for s in seeds],
         "ensemble": int(ensemble),
+        "students": list(methods),
         "refit": refit,
         "student_device": str(resolve_device(device)),
         "machine": _machine(threads),
@@ -1024,12 +1046,14 @@ def _markdown(
         + "."
     )
     epochs = info["train_config"]["epochs"]
-    best = [run["best_epoch"] for run in runs[DISTILLED]]
+    best = "; ".join(
+        f"{short}: {[run['best_epoch'] for run in runs[STUDENTS[short]]]}"
+        for short in info["students"]
+    )
     lines.append("")
     lines.append(
         f"Students: {epochs} epoch{'' if epochs == 1 else 's'} on {info['student_device']}, "
-        f"epoch chosen on validation "
-        f"(distilled: {best})"
+        f"epoch chosen on validation ({best})"
         + (", then refit on train + validation" if info["refit"] else "")
         + (
             f"; each model is an ensemble of {info['ensemble']} students"
@@ -1172,6 +1196,7 @@ def run_mhad(
     epochs: int | None = None,
     seeds: Sequence[int] = (0,),
     ensemble: int = 1,
+    students: Sequence[str] = tuple(STUDENTS),
     teacher: TeacherConfig | None = None,
     train_config: TrainSettings = None,
     refit: bool = True,
@@ -1206,7 +1231,8 @@ def run_mhad(
         Keep only the first this many sequences of each (subject, action): for tests.
     class_limit : int, optional
         Keep only the first this many actions: for tests.
-    seeds, ensemble, teacher, refit, out, cache_dir, threads, device, reporter, metadata
+    seeds, ensemble, students, teacher, refit, out, cache_dir, threads, device, reporter,
+    metadata
         As for :func:`run_experiment`.
 
     Returns
@@ -1255,6 +1281,7 @@ def run_mhad(
         train_config=config,
         seeds=seeds,
         ensemble=ensemble,
+        students=students,
         refit=refit,
         out=out,
         title=title,
@@ -1274,6 +1301,7 @@ def run_signum(
     epochs: int | None = None,
     seeds: Sequence[int] = (0,),
     ensemble: int = 1,
+    students: Sequence[str] = tuple(STUDENTS),
     teacher: TeacherConfig | None = None,
     train_config: TrainSettings = None,
     refit: bool = True,
@@ -1299,7 +1327,8 @@ def run_signum(
         Training epochs (default ``TrainConfig().epochs``; overrides ``train_config``).
     train_config : TrainConfig or mapping, optional
         A full configuration, or fields overriding ``TrainConfig()``.
-    seeds, ensemble, teacher, refit, out, cache_dir, threads, device, reporter, metadata
+    seeds, ensemble, students, teacher, refit, out, cache_dir, threads, device, reporter,
+    metadata
         As for :func:`run_experiment`.
 
     Returns
@@ -1331,6 +1360,7 @@ def run_signum(
         student_landmarks=hands,
         seeds=seeds,
         ensemble=ensemble,
+        students=students,
         refit=refit,
         out=out,
         title="SIGNUM (both hands): k-NN teacher, direct transformer, distilled student",
@@ -1354,6 +1384,7 @@ def run_npz(
     epochs: int | None = None,
     seeds: Sequence[int] = (0,),
     ensemble: int = 1,
+    students: Sequence[str] = tuple(STUDENTS),
     train_config: TrainSettings = None,
     refit: bool = True,
     out: Path | None = None,
@@ -1383,7 +1414,7 @@ def run_npz(
         Training epochs (default ``TrainConfig().epochs``; overrides ``train_config``).
     train_config : TrainConfig or mapping, optional
         A full configuration, or fields overriding ``TrainConfig()``.
-    seeds, ensemble, refit, out, cache_dir, threads, device, reporter, metadata
+    seeds, ensemble, students, refit, out, cache_dir, threads, device, reporter, metadata
         As for :func:`run_experiment`.
 
     Returns
@@ -1416,6 +1447,7 @@ def run_npz(
         student_landmarks=student_landmarks,
         seeds=seeds,
         ensemble=ensemble,
+        students=students,
         refit=refit,
         out=out,
         title=(

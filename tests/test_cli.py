@@ -18,6 +18,7 @@ import torch
 from typer.testing import CliRunner
 
 import gkd.cache as cache_module
+import gkd.cli as cli
 import gkd.experiment as experiment
 from gkd.cache import DistanceCache, cached_pairwise, distance_key
 from gkd.cli import app
@@ -107,7 +108,10 @@ def fitted(motion_file, tmp_path_factory) -> Path:
     ("command", "expected"),
     [
         ([], ["mhad", "signum", "fit", "distances", "predict"]),
-        (["mhad"], ["--protocol", "--quick", "--epochs", "--seeds", "--device", "--threads"]),
+        (
+            ["mhad"],
+            ["--protocol", "--quick", "--epochs", "--seeds", "--students", "--device", "--threads"],
+        ),
         (["signum"], ["--data", "X_train.npy"]),
         (["fit"], ["--test-subjects", "--metric", "--groups", "--student-landmarks"]),
         (["distances"], ["--metric", "--band", "--block-rows", "resumes"]),
@@ -180,6 +184,18 @@ def test_fit_writes_results(fitted):
     assert (fitted / "checkpoints" / "distilled_seed0.pt").is_file()
 
 
+def test_fit_one_student(motion_file, tmp_path):
+    out = fit_small(
+        motion_file, tmp_path, "--epochs", "1", "--train-config", TINY, "--students", "distilled"
+    )
+    document = json.loads((out / "results.json").read_text())
+    assert list(document["runs"]) == ["k-NN teacher", "Student (distilled)"]
+    assert document["metadata"]["students"] == ["distilled"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["distilled_seed0.pt"]
+    # the CLI's names, kept without importing torch, are the experiment's
+    assert tuple(experiment.STUDENTS) == cli.STUDENT_NAMES
+
+
 def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
     args = (
         "fit",
@@ -220,6 +236,8 @@ def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
         (["--test-subjects", "4", "--temperature", "0"], 2, "positive"),
         (["--test-subjects", "4", "--temperature", "warm"], 2, "positive number or 'auto'"),
         (["--test-subjects", "4", "--epochs", "0"], 2, "--epochs"),
+        (["--test-subjects", "4", "--students", "teacher"], 2, "direct, distilled or both"),
+        (["--test-subjects", "4", "--students", ","], 2, "direct, distilled or both"),
         (["--test-subjects", "4", "--train-config", "{nope"], 2, "not valid JSON"),
         (["--test-subjects", "4", "--train-config", "[1]"], 2, "neither a JSON object"),
         (["--test-subjects", "4", "--train-config", '{"layers": 1}'], 1, "unknown TrainConfig"),

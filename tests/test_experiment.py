@@ -259,6 +259,40 @@ def test_an_ensemble_averages_its_students(motion, tmp_path, monkeypatch):
         run(motion, tmp_path, ensemble=0)
 
 
+def test_one_student_alone_trains_as_it_would_beside_the_other(motion, tmp_path, monkeypatch):
+    """``students=("direct",)`` trains and reports the direct transformer only, and its model is
+    the one a run of both students trains for that seed."""
+    both = run(motion, tmp_path, seeds=(2,))
+    trained = []
+    real_train = experiment.train
+
+    def spy(**kwargs):
+        trained.append(kwargs["teacher_targets"] is None)
+        return real_train(**kwargs)
+
+    monkeypatch.setattr(experiment, "train", spy)
+    out = tmp_path / "out"
+    alone = run(motion, tmp_path, seeds=(2,), students=("direct",), out=out)
+    assert trained == [True, True]  # chosen on validation, then refit; no distillation
+    assert set(alone.runs) == {KNN, DIRECT}
+    for key in ("accuracy", "f1", "best_epoch", "validation_accuracy"):
+        assert alone.runs[DIRECT][0][key] == both.runs[DIRECT][0][key]
+    assert alone.document["metadata"]["students"] == ["direct"]
+    assert "| Transformer (direct) |" in alone.markdown
+    assert "Student (distilled)" not in alone.markdown
+    assert f"(direct: [{alone.runs[DIRECT][0]['best_epoch']}])" in alone.markdown
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["direct_seed2.pt"]
+    assert not (out / "plots" / "confusion_distilled.png").exists()
+    # the order given does not matter: the table keeps direct, then distilled
+    trained.clear()
+    swapped = run(motion, tmp_path, seeds=(2,), students=["distilled", "direct"])
+    assert list(swapped.runs) == [KNN, DIRECT, DISTILLED]
+    assert trained == [True, True, False, False]
+    for students, message in (((), "at least one"), (("teacher",), "unknown student 'teacher'")):
+        with pytest.raises(ValueError, match=message):
+            run(motion, tmp_path, students=students)
+
+
 def test_training_settings_of_data_set_experiments():
     settings = experiment._train_config
     default = settings(None, epochs=None, quick=False, default_epochs=40)
