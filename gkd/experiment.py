@@ -640,7 +640,7 @@ def run_experiment(
         Landmark groups (or names) the students read, e.g. ``("left_hand", "right_hand")``;
         default all landmarks.
     seeds : sequence of int, default (0,)
-        One direct and one distilled training run per seed; the table shows mean ± std.
+        One training run of each student per seed; the table shows mean ± std.
     ensemble : int, default 1
         Students per run: each run's model is the mean of the class probabilities of this
         many students, trained with seeds ``seed * ensemble + i`` (see
