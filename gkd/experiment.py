@@ -1071,7 +1071,8 @@ def _markdown(
     lines.append(
         f"Inference ms/sample after a warm-up: k-NN = one test sequence against every "
         f"reference plus the vote; students = batched CPU inference over the test split "
-        f"({machine['cpu_count']} CPU cores, {machine['torch_threads']} torch threads)."
+        f"({machine['cpu_count']} CPU cores, {machine['torch_threads']} torch "
+        f"thread{'' if machine['torch_threads'] == 1 else 's'})."
         + "".join(
             f" GPU ({machine['cuda']}) {method}: {_format_ms(float(np.mean(v)))} ms/sample."
             for method, v in gpu

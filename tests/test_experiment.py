@@ -77,6 +77,7 @@ def test_writes_table_json_plots_and_checkpoints(motion, tmp_path):
     markdown = (out / "results.md").read_text()
     assert markdown == result.markdown
     assert "| k-NN teacher |" in markdown and "mean ± std over 2 seeds" in markdown
+    assert "1 torch thread)" in markdown  # threads=1
     names = {p.relative_to(out).as_posix() for p in result.files}
     assert {
         "results.json",
