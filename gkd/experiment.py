@@ -816,7 +816,10 @@ def run_experiment(
             k=teacher.soft_k,
         )
 
-    train_targets = targets_for(train_rows)
+    # Soft targets and relational blocks only for a distilled student (SIGNUM's training
+    # block alone is 6,300² entries).
+    distilling = "distilled" in methods
+    train_targets = targets_for(train_rows) if distilling else None
 
     # 4. Students, per seed.
     student_data = dataset.select_landmarks(student_landmarks) if student_landmarks else dataset
@@ -825,10 +828,9 @@ def run_experiment(
     test_set = student_data.subset(test_rows)
     refit_rows = np.concatenate([train_rows, validation_rows])
     refit_set = student_data.subset(refit_rows) if refit else None
-    refit_targets = targets_for(refit_rows) if refit else None
-    # The relational term's distances between training rows; only when it is switched on
-    # (SIGNUM's training block alone is 6,300² entries).
-    relational = base_config.relation_weight > 0
+    refit_targets = targets_for(refit_rows) if refit and distilling else None
+    # The relational term's distances between training rows: only when it is switched on.
+    relational = distilling and base_config.relation_weight > 0
     train_relations = train_by_train if relational else None
     refit_relations = distances[np.ix_(refit_rows, refit_rows)] if relational and refit else None
     runs: dict[str, list[dict[str, Any]]] = {KNN: [knn_metrics]}
