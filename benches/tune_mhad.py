@@ -34,7 +34,8 @@ compares single students with the mean of their probabilities over ``--seeds`` (
 ``--stretch 1.25 0.8`` also scores every student on its held-out subject played back 1.25×
 and 0.8× as long: a people-move-at-different-speeds check that training subjects of alike
 speed cannot give on their own (it chose ``TrainConfig.positions = "relative"``).
-``--knn-check`` gives the 1-NN teacher's held-out accuracy at the same speeds.
+``--knn-check`` gives the 1-NN teacher's held-out accuracy at the same speeds;
+``--teacher-groups`` makes that teacher align each body part on its own and sum the parts.
 
 Students train on the CPU unless ``--device`` says otherwise. A GPU's floating-point sums
 differ from the CPU's, so compare variants trained on the same device.
@@ -47,6 +48,7 @@ Usage::
     python benches/tune_mhad.py --ensemble-check --seeds 0 1 2 --threads 1
     python benches/tune_mhad.py --variants default positions=frame --stretch 1.25 0.8
     python benches/tune_mhad.py --knn-check --stretch 1.25 0.8
+    python benches/tune_mhad.py --knn-check --teacher-groups torso,left_arm,right_arm
     python benches/tune_mhad.py --variants default dropout=0.3 --device cuda --threads 4
 """
 
@@ -147,14 +149,18 @@ def _mix_sequences(
 def _teacher_cross(
     queries: MotionDataset, references: MotionDataset, teacher: TeacherConfig, threads: int | None
 ) -> np.ndarray:
-    """The teacher's (queries × references) distances, not cached."""
-    return cross(
-        queries.sequences,
-        references.sequences,
-        lengths_a=queries.lengths,
-        lengths_b=references.lengths,
-        metric=teacher.metric,
-        threads=threads,
+    """The teacher's (queries × references) distances, not cached; summed over its groups."""
+    pairs = [(queries.select_landmarks(g), references.select_landmarks(g)) for g in teacher.groups]
+    return sum(
+        cross(
+            a.sequences,
+            b.sequences,
+            lengths_a=a.lengths,
+            lengths_b=b.lengths,
+            metric=teacher.metric,
+            threads=threads,
+        )
+        for a, b in pairs or [(queries, references)]
     )
 
 
@@ -418,6 +424,12 @@ def main() -> None:
         action="store_true",
         help="instead: the teacher's held-out 1-NN accuracy at the recorded speed and --stretch",
     )
+    parser.add_argument(
+        "--teacher-groups",
+        default="",
+        help="with --knn-check: comma-separated landmark groups (torso, left_arm, ...), each "
+        "aligned on its own and the distances summed (default: the whole skeleton)",
+    )
     args = parser.parse_args()
     try:
         resolve_device(args.device)  # fail before any work, not at the first student
@@ -425,7 +437,14 @@ def main() -> None:
         raise SystemExit(f"--device: {error}") from None
 
     data = load_mhad_all()
-    teacher = TeacherConfig()
+    teacher = TeacherConfig(groups=tuple(g for g in args.teacher_groups.split(",") if g))
+    if teacher.groups and not args.knn_check:
+        raise SystemExit("--teacher-groups is for --knn-check only")
+    for group in teacher.groups:
+        try:
+            data.select_landmarks(group)
+        except ValueError as error:
+            raise SystemExit(f"--teacher-groups: {error}") from None
     if args.knn_check:  # computes its own fold distances; the full matrix is not needed
         _knn_check(data, teacher, args)
         return
