@@ -439,7 +439,7 @@ def mhad(
 
     Teacher distances (cached), k-NN with k chosen on validation, the directly trained
     transformer and the distilled student; prints the table and writes results, plots and
-    checkpoints under --out. About 20 minutes on 2 idle CPU cores (AMD EPYC, 2.4 GHz); --quick
+    checkpoints under --out. About 12 minutes on 2 idle CPU cores (AMD EPYC, 2.4 GHz); --quick
     under two.
     """
     with _errors(debug):
