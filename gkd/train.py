@@ -106,8 +106,10 @@ class TrainConfig:
         monotone warp that speeds up one part of a movement and slows another, as the DTW
         teacher allows; 0 keeps one speed per sequence), amplitude_range (each sequence's
         motion about its time-averaged pose scaled by a factor in 1 ± this: a gentler or more
-        vigorous performance of the same action; 0 for none), vertical_axis (0, 1 or 2; 1 is
-        y, up for Kinect).
+        vigorous performance of the same action; 0 for none), gap (one stretch of up to this
+        fraction of the frames replaced by a straight line between its ends, as a tracker fills
+        an occlusion, so no one part of a movement can be relied on; 0 for none), vertical_axis
+        (0, 1 or 2; 1 is y, up for Kinect).
     Selection and runtime
         select ("accuracy": best validation accuracy, ties to the lower validation loss;
         "loss": lowest validation loss), seed, device ("cpu", "cuda" or "auto"), threads (torch
@@ -164,6 +166,7 @@ class TrainConfig:
     time_warp: float = 0.1
     local_warp: float = 0.3
     amplitude_range: float = 0.0
+    gap: float = 0.0
     vertical_axis: int = 1
     select: Literal["accuracy", "loss"] = "accuracy"
     seed: int = 0
@@ -202,7 +205,7 @@ class TrainConfig:
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
-        bounded = ("scale_range", "time_warp", "local_warp", "amplitude_range")
+        bounded = ("scale_range", "time_warp", "local_warp", "amplitude_range", "gap")
         for name in (*bounded, "label_smoothing", "dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(
@@ -360,6 +363,7 @@ def augment_batch(
     time_warp: float,
     local_warp: float = 0.0,
     amplitude_range: float = 0.0,
+    gap: float = 0.0,
     vertical_axis: int = 1,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -368,7 +372,9 @@ def augment_batch(
     Each sequence gets its own draw: a speed change (linear interpolation to
     ``round(length / speed)`` frames, speed uniform in ``1 ± time_warp``; with ``local_warp``
     the new frames' time is cut into ``LOCAL_WARP_SEGMENTS`` equal parts, each played at its
-    own relative speed, uniform in ``1 ± local_warp``), a change of motion amplitude (every
+    own relative speed, uniform in ``1 ± local_warp``), a gap (a stretch of up to ``gap`` of
+    the frames, its length and place uniform, replaced by the straight line between the frames
+    on either side, as a tracker fills an occlusion), a change of motion amplitude (every
     frame's offset from the sequence's time-averaged pose scaled by a factor uniform in
     ``1 ± amplitude_range``), a rotation about the vertical axis through the sequence's
     centroid (angle uniform in ``± rotation_degrees``) and a per-axis scale about the centroid
@@ -380,7 +386,7 @@ def augment_batch(
         Raw coordinates.
     padding_mask : torch.Tensor of bool, shape (B, T)
         True at padded frames (a valid prefix per row).
-    rotation_degrees, scale_range, time_warp, local_warp, amplitude_range : float
+    rotation_degrees, scale_range, time_warp, local_warp, amplitude_range, gap : float
         Ranges as described; 0 switches a part off.
     vertical_axis : int, default 1
         Coordinate index of the vertical axis.
@@ -423,6 +429,9 @@ def augment_batch(
 
         points = take(before) * (1.0 - weight) + take(after) * weight
         padding_mask = torch.arange(new_frames, device=device)[None, :] >= new_lengths[:, None]
+        lengths = new_lengths
+    if gap > 0:
+        points = _with_gap(points, lengths, gap, generator)
     valid = (~padding_mask).to(points.dtype)[:, :, None, None]
     if amplitude_range > 0:
         frames_valid = valid.sum(dim=1, keepdim=True).clamp_min(1.0)
@@ -448,6 +457,35 @@ def augment_batch(
         centred = centred * factors[:, None, None, :]
     points = (centred + centroid) * valid
     return points.reshape(batch, points.shape[1], width), padding_mask
+
+
+def _with_gap(
+    points: torch.Tensor, lengths: torch.Tensor, gap: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Each sequence of ``points`` (B, T, L, 3) with one stretch filled in by a straight line.
+
+    The stretch holds ``floor(u · gap · length)`` frames (u uniform in [0, 1)) at a uniform
+    place; its frames are interpolated between the last frame before it and the first after
+    it (the sequence's first or last frame where the stretch touches an end).
+    """
+    batch, frames = points.shape[:2]
+    device = points.device
+    draws = torch.rand(batch, 2, generator=generator, dtype=torch.float32).to(device)
+    span = (draws[:, 0] * gap * lengths).floor().long()
+    start = (draws[:, 1] * (lengths - span + 1)).floor().long().minimum(lengths - span)
+    left = (start - 1).clamp_min(0)
+    right = torch.minimum(start + span, lengths - 1)
+    t = torch.arange(frames, device=device)[None, :]
+    inside = (t >= start[:, None]) & (t < (start + span)[:, None])
+    weight = (t - left[:, None]).to(points.dtype) / (right - left).clamp_min(1)[:, None]
+    weight = weight.clamp(0.0, 1.0)[:, :, None, None]
+    shape = (batch, 1, *points.shape[2:])
+
+    def frame(index: torch.Tensor) -> torch.Tensor:
+        return torch.gather(points, 1, index[:, None, None, None].expand(shape))
+
+    filled = frame(left) * (1.0 - weight) + frame(right) * weight
+    return torch.where(inside[:, :, None, None], filled, points)
 
 
 def _warped(
@@ -715,6 +753,7 @@ def train(
                         time_warp=config.time_warp,
                         local_warp=config.local_warp,
                         amplitude_range=config.amplitude_range,
+                        gap=config.gap,
                         vertical_axis=config.vertical_axis,
                         generator=augment_generator,
                     )

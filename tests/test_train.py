@@ -173,6 +173,14 @@ def test_same_seed_same_numbers_with_augmentation(data):
     assert [s.train_loss for s in first.history] == [s.train_loss for s in second.history]
 
 
+def test_gap_reaches_the_training_batches(data):
+    train_set, _ = data
+    config = tiny_config(epochs=2, augment=True, rotation_degrees=30.0)
+    plain = train(train_set=train_set, validation_set=None, config=config)
+    gapped = train(train_set=train_set, validation_set=None, config=replace(config, gap=0.5))
+    assert [s.train_loss for s in plain.history] != [s.train_loss for s in gapped.history]
+
+
 def test_training_leaves_global_torch_state_alone(data):
     train_set, _ = data
     torch.set_num_threads(2)
@@ -453,6 +461,38 @@ def test_augment_batch_amplitude_scales_motion_about_the_mean_pose():
     assert torch.all(scaled[scaled_mask] == 0)
 
 
+def test_augment_batch_gap_fills_one_stretch_with_a_straight_line():
+    rng = np.random.default_rng(4)
+    lengths = [40, 25, 1]
+    inputs = torch.from_numpy(rng.normal(size=(3, 40, 6)).astype(np.float32))
+    mask = torch.arange(40)[None, :] >= torch.tensor(lengths)[:, None]
+    inputs[mask] = 0
+    spans = []
+    for seed in range(20):
+        gapped, gapped_mask = _augment_only(inputs, mask, seed=seed, gap=0.5)
+        assert torch.equal(gapped_mask, mask)
+        assert torch.all(gapped[gapped_mask] == 0)
+        for i, length in enumerate(lengths):
+            before = inputs[i, :length].double().numpy()
+            after = gapped[i, :length].double().numpy()
+            changed = np.flatnonzero(np.any(np.abs(after - before) > 1e-6, axis=1))
+            if changed.size == 0:
+                continue
+            first, last = changed[0], changed[-1]
+            assert last - first + 1 <= 0.5 * length  # one stretch, at most half the frames
+            # The stretch's frames lie on the straight line between the frames around it.
+            left, right = max(first - 1, 0), min(last + 1, length - 1)
+            t = np.arange(left, right + 1)[:, None]
+            line = before[left] + (t - left) / (right - left) * (before[right] - before[left])
+            np.testing.assert_allclose(after[left : right + 1], line, atol=1e-5)
+            spans.append(last - first + 1)
+    assert len(spans) > 20 and len(set(spans)) > 5  # stretches of many lengths were drawn
+    # Switched off, the gap draws nothing: the batch is exactly the one without it.
+    plain, _ = _augment_only(inputs, mask, seed=7, rotation_degrees=10.0)
+    off, _ = _augment_only(inputs, mask, seed=7, rotation_degrees=10.0, gap=0.0)
+    assert torch.equal(plain, off)
+
+
 def whole_batch(dataset: MotionDataset) -> tuple[torch.Tensor, torch.Tensor]:
     """Every sequence as one padded batch: inputs (N, T, L*3) float32 and the padding mask."""
     sequences = dataset.sequences.reshape(*dataset.sequences.shape[:2], -1)
@@ -622,6 +662,8 @@ def test_train_rejects_bad_input(data):
         ({"time_warp": 1.0}, "time_warp"),
         ({"local_warp": -0.1}, "local_warp"),
         ({"amplitude_range": 1.0}, "amplitude_range"),
+        ({"gap": 1.0}, "gap"),
+        ({"gap": -0.2}, "gap"),
         ({"select": "f1"}, "select"),
         ({"device": "tpu"}, "device"),
         ({"vertical_axis": 3}, "vertical_axis"),
