@@ -423,12 +423,7 @@ def augment_batch(
         before = position.floor().long()
         after = torch.minimum(before + 1, (lengths - 1)[:, None])
         weight = (position - before.to(torch.float32))[:, :, None, None]
-        gather_shape = (batch, new_frames, *points.shape[2:])
-
-        def take(index: torch.Tensor) -> torch.Tensor:
-            return torch.gather(points, 1, index[:, :, None, None].expand(gather_shape))
-
-        points = take(before) * (1.0 - weight) + take(after) * weight
+        points = _frames_at(points, before) * (1.0 - weight) + _frames_at(points, after) * weight
         padding_mask = torch.arange(new_frames, device=device)[None, :] >= new_lengths[:, None]
         lengths = new_lengths
     if gap > 0:
@@ -480,13 +475,15 @@ def _with_gap(
     inside = (t >= start[:, None]) & (t < (start + span)[:, None])
     weight = (t - left[:, None]).to(points.dtype) / (right - left).clamp_min(1)[:, None]
     weight = weight.clamp(0.0, 1.0)[:, :, None, None]
-    shape = (batch, 1, *points.shape[2:])
-
-    def frame(index: torch.Tensor) -> torch.Tensor:
-        return torch.gather(points, 1, index[:, None, None, None].expand(shape))
-
-    filled = frame(left) * (1.0 - weight) + frame(right) * weight
+    filled = _frames_at(points, left[:, None]) * (1.0 - weight)
+    filled = filled + _frames_at(points, right[:, None]) * weight
     return torch.where(inside[:, :, None, None], filled, points)
+
+
+def _frames_at(points: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``points[b, index[b, f]]`` for a batch (B, T, L, 3) and frame indices (B, F)."""
+    shape = (*index.shape, *points.shape[2:])
+    return torch.gather(points, 1, index[:, :, None, None].expand(shape))
 
 
 def _warped(
