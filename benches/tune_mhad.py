@@ -533,7 +533,8 @@ def main() -> None:
                     if (
                         method == "direct"
                         and name != "default"
-                        and not set(changes) - {"alpha", "beta", "relation_weight"}
+                        and not set(changes)
+                        - {"alpha", "beta", "relation_weight", "non_target_weight"}
                         and not features
                     ):
                         continue  # teacher-only or distillation-only change: direct is default's

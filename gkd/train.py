@@ -37,6 +37,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "augment_batch",
+    "decoupled_kd_terms",
     "ensemble_proba",
     "load_checkpoint",
     "member_seeds",
@@ -98,6 +99,13 @@ class TrainConfig:
         and not only its class probabilities (distance-wise relational distillation, Park et
         al., CVPR 2019). 0 for none; 10 did not clear the cross-validation on training
         subjects (+0.4 points, standard error 0.8; docs/results.md).
+        non_target_weight: None keeps the KL term whole. A number splits it, as decoupled
+        knowledge distillation does (Zhao et al., CVPR 2022; :func:`decoupled_kd_terms`):
+        ``KL = TCKD + (1 - p_label)·NCKD``, where TCKD compares the teacher's and the student's
+        probability of the label and NCKD their distributions over the other classes, each
+        renormalised. The loss is then ``alpha·CE + T²·(beta·TCKD + non_target_weight·NCKD)``,
+        so the teacher's view of which wrong classes a sample resembles can be weighted on its
+        own, not only through ``1 - p_label``.
     Augmentation (training batches only)
         augment (switch), rotation_degrees (uniform rotation about the vertical axis within
         ±this), scale_range (per-axis scale factor in 1 ± this), time_warp (speed factor in
@@ -161,6 +169,7 @@ class TrainConfig:
     beta: float = 0.5
     temperature: float = 1.0
     relation_weight: float = 0.0
+    non_target_weight: float | None = None
     augment: bool = True
     rotation_degrees: float = 15.0
     scale_range: float = 0.1
@@ -212,6 +221,11 @@ class TrainConfig:
                 raise ValueError(
                     f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)!r}"
                 )
+        if self.non_target_weight is not None and not self.non_target_weight >= 0:
+            raise ValueError(
+                "TrainConfig.non_target_weight must be >= 0 or None, "
+                f"got {self.non_target_weight!r}"
+            )
         if not self.temperature > 0:
             raise ValueError(f"TrainConfig.temperature must be positive, got {self.temperature!r}")
         if self.vertical_axis not in (0, 1, 2):
@@ -573,6 +587,41 @@ def relation_loss(features: torch.Tensor, teacher_distances: torch.Tensor) -> to
     return F.smooth_l1_loss(student, teacher)
 
 
+def decoupled_kd_terms(
+    logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two parts of KL(teacher ‖ softmax(logits)) per row: (TCKD, NCKD), each shape (B,).
+
+    TCKD is the KL divergence between the binary distributions (p_label, 1 - p_label) of the
+    teacher and the student; NCKD is the KL divergence between their distributions over the
+    other classes, each renormalised to sum to 1. Then ``KL = TCKD + (1 - p_label)·NCKD``
+    row by row, with p_label the teacher's (Zhao et al., "Decoupled Knowledge Distillation",
+    CVPR 2022). Pass ``logits / T`` for a temperature T. A row whose teacher puts everything on
+    the label has no non-target distribution; its NCKD is 0.
+    """
+    log_p = F.log_softmax(logits, dim=1)
+    is_label = F.one_hot(labels, logits.shape[1]).bool()
+    log_p_label = log_p.gather(1, labels[:, None]).squeeze(1)
+    # log(1 - p_label) as a log-sum-exp over the other classes: exact even when p_label ≈ 1.
+    log_p_rest = torch.logsumexp(log_p.masked_fill(is_label, -torch.inf), dim=1)
+    teacher_label = teacher.gather(1, labels[:, None]).squeeze(1)
+    teacher_rest = (1 - teacher_label).clamp_min(0)
+    tckd = (
+        torch.xlogy(teacher_label, teacher_label)
+        - teacher_label * log_p_label
+        + torch.xlogy(teacher_rest, teacher_rest)
+        - teacher_rest * log_p_rest
+    )
+    tiny = torch.finfo(teacher.dtype).tiny
+    teacher_other = teacher.masked_fill(is_label, 0) / teacher_rest.clamp_min(tiny)[:, None]
+    # masked_fill, not -inf arithmetic: 0·(-inf) would make the label's entry NaN.
+    log_student_other = (log_p - log_p_rest[:, None]).masked_fill(is_label, 0)
+    nckd = (torch.xlogy(teacher_other, teacher_other) - teacher_other * log_student_other).sum(
+        dim=1
+    )
+    return tckd, nckd
+
+
 def _matrix(values: ArrayLike, shape: tuple[int, int], name: str, axes: str) -> np.ndarray:
     """``values`` as float64 of exactly ``shape``, or a ValueError naming ``name`` and its axes."""
     matrix = np.asarray(values, dtype=np.float64)
@@ -653,7 +702,8 @@ def train(
     teacher_targets : array_like, shape (N_train, C), optional
         Soft targets for the training rows (same order), e.g. from
         :func:`gkd.teacher.soft_targets` with the training sample's own entry left out. Given:
-        distillation loss ``alpha·CE + beta·T²·KL``; None: plain cross-entropy.
+        distillation loss ``alpha·CE + beta·T²·KL`` (or its decoupled form, see
+        ``TrainConfig.non_target_weight``); None: plain cross-entropy.
     teacher_distances : array_like, shape (N_train, N_train), optional
         The teacher's distances between the training rows (same order); needed by the
         relational term when distilling with ``config.relation_weight`` > 0, unused otherwise.
@@ -766,8 +816,14 @@ def train(
                 else:
                     soft = teacher[torch.from_numpy(index)].to(device)
                     t = config.temperature
-                    kl = F.kl_div(F.log_softmax(logits / t, dim=1), soft, reduction="batchmean")
-                    loss = config.alpha * hard + config.beta * t * t * kl
+                    if config.non_target_weight is None:
+                        log_p = F.log_softmax(logits / t, dim=1)
+                        kl = F.kl_div(log_p, soft, reduction="batchmean")
+                        loss = config.alpha * hard + config.beta * t * t * kl
+                    else:
+                        tckd, nckd = decoupled_kd_terms(logits / t, soft, target)
+                        kd = config.beta * tckd.mean() + config.non_target_weight * nckd.mean()
+                        loss = config.alpha * hard + t * t * kd
                     if relations is not None:
                         rows = torch.from_numpy(index)
                         pairs = relations[rows][:, rows].to(device)

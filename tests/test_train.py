@@ -19,6 +19,7 @@ from gkd.train import (
     EpochStats,
     TrainConfig,
     augment_batch,
+    decoupled_kd_terms,
     ensemble_proba,
     load_checkpoint,
     mean_probabilities,
@@ -501,6 +502,32 @@ def whole_batch(dataset: MotionDataset) -> tuple[torch.Tensor, torch.Tensor]:
     return inputs, mask
 
 
+def initial_logits(dataset: MotionDataset, result) -> np.ndarray:
+    """Logits (float64) of the model ``train`` started from, on the whole of ``dataset``.
+
+    Needs ``dropout=0`` in the run's config, so that training mode computes the same."""
+    config = result.config
+    torch.manual_seed(config.seed)  # the same initial weights as inside train
+    initial = MotionTransformer(
+        dataset.sequences.shape[2] * 3,
+        len(dataset.class_names),
+        d_model=config.d_model,
+        n_heads=config.n_heads,
+        n_layers=config.n_layers,
+        dropout=0.0,
+        preprocessing=config.preprocessing,
+        frames_per_token=config.frames_per_token,
+        positions=config.positions,
+    )
+    with torch.no_grad():
+        return initial(*whole_batch(dataset)).double().numpy()
+
+
+def numpy_log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
 def test_label_smoothing_applies_to_direct_training_only(data):
     """One full-batch step: the recorded loss is the initial model's smoothed cross-entropy
     (NumPy) when training directly, and smoothing leaves a distilled run untouched."""
@@ -508,22 +535,7 @@ def test_label_smoothing_applies_to_direct_training_only(data):
     n = len(train_set.labels)
     config = tiny_config(epochs=1, batch_size=n, dropout=0.0, label_smoothing=0.3)
     result = train(train_set=train_set, validation_set=None, config=config)
-    torch.manual_seed(config.seed)  # the same initial weights as inside train
-    initial = MotionTransformer(
-        train_set.sequences.shape[2] * 3,
-        3,
-        d_model=config.d_model,
-        n_heads=config.n_heads,
-        n_layers=config.n_layers,
-        dropout=0.0,
-        preprocessing=result.config.preprocessing,
-        frames_per_token=config.frames_per_token,
-        positions=config.positions,
-    )
-    with torch.no_grad():
-        logits = initial(*whole_batch(train_set)).double().numpy()
-    log_p = logits - logits.max(axis=1, keepdims=True)
-    log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    log_p = numpy_log_softmax(initial_logits(train_set, result))
     target = np.full((n, 3), 0.3 / 3)
     target[np.arange(n), train_set.labels] += 0.7
     expected = -np.mean(np.sum(target * log_p, axis=1))
@@ -606,6 +618,91 @@ def test_relation_term_brings_the_students_geometry_to_the_teachers(data):
     assert mismatch(5.0) < 0.25 * mismatch(0.0)
 
 
+def numpy_kl(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p ‖ q) of two probability vectors, with 0·log 0 = 0."""
+    used = p > 0
+    return float(np.sum(p[used] * np.log(p[used] / q[used])))
+
+
+def numpy_decoupled_kd(
+    logits: np.ndarray, teacher: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Plain-loop reference of decoupled KD's two terms, straight from their definitions."""
+    tckd, nckd = [], []
+    for z, p_t, y in zip(logits, teacher, labels, strict=True):
+        p_s = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        binary_t, binary_s = np.array([p_t[y], 1 - p_t[y]]), np.array([p_s[y], 1 - p_s[y]])
+        tckd.append(numpy_kl(binary_t, binary_s))
+        others = [c for c in range(len(z)) if c != y]
+        if p_t[others].sum() == 0:
+            nckd.append(0.0)
+            continue
+        q_t, q_s = p_t[others] / p_t[others].sum(), p_s[others] / p_s[others].sum()
+        nckd.append(numpy_kl(q_t, q_s))
+    return np.array(tckd), np.array(nckd)
+
+
+def test_decoupled_kd_terms_match_numpy_reference_and_split_the_kl():
+    rng = np.random.default_rng(5)
+    logits = 3 * rng.normal(size=(6, 5))
+    teacher = rng.dirichlet(np.ones(5), size=6)
+    teacher[4] = np.eye(5)[2]  # all on the label: no non-target distribution
+    teacher[5, [0, 3]] = 0.0  # some classes without mass
+    teacher[5] /= teacher[5].sum()
+    labels = np.array([0, 1, 2, 3, 2, 4])
+    z = torch.from_numpy(logits).requires_grad_()
+    tckd, nckd = decoupled_kd_terms(z, torch.from_numpy(teacher), torch.from_numpy(labels))
+    expected_tckd, expected_nckd = numpy_decoupled_kd(logits, teacher, labels)
+    np.testing.assert_allclose(tckd.detach().numpy(), expected_tckd, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(nckd.detach().numpy(), expected_nckd, rtol=1e-10, atol=1e-12)
+    assert expected_nckd[4] == 0.0 and expected_nckd[:4].min() > 0.01
+    # KL(teacher ‖ student) = TCKD + (1 - p_label)·NCKD, row by row.
+    p_student = np.exp(numpy_log_softmax(logits))
+    kl = np.array([numpy_kl(a, b) for a, b in zip(teacher, p_student, strict=True)])
+    p_label = teacher[np.arange(6), labels]
+    np.testing.assert_allclose(expected_tckd + (1 - p_label) * expected_nckd, kl, rtol=1e-10)
+    (tckd.sum() + nckd.sum()).backward()
+    assert torch.isfinite(z.grad).all()
+    # Both terms vanish when the student's probabilities are the teacher's.
+    same = torch.from_numpy(np.log(np.clip(teacher, 1e-300, None)))
+    tckd, nckd = decoupled_kd_terms(same, torch.from_numpy(teacher), torch.from_numpy(labels))
+    assert tckd.abs().max().item() < 1e-12 and nckd.abs().max().item() < 1e-12
+
+
+def test_non_target_weight_gives_the_decoupled_loss(data):
+    """One full-batch step: the recorded loss is alpha·CE + T²·(beta·TCKD + w·NCKD) of the
+    initial model (NumPy), and None keeps the whole KL."""
+    train_set, _ = data
+    n = len(train_set.labels)
+    _, targets = crude_teacher(train_set)
+    labels = train_set.labels
+    t, alpha, beta = 2.0, 0.3, 0.6
+    losses = {}
+    for weight in (None, 4.0):
+        config = tiny_config(
+            epochs=1,
+            batch_size=n,
+            dropout=0.0,
+            alpha=alpha,
+            beta=beta,
+            temperature=t,
+            non_target_weight=weight,
+        )
+        result = train(
+            train_set=train_set, validation_set=None, config=config, teacher_targets=targets
+        )
+        losses[weight] = result.history[0].train_loss
+        logits = initial_logits(train_set, result)
+    ce = -np.mean(numpy_log_softmax(logits)[np.arange(n), labels])
+    tckd, nckd = numpy_decoupled_kd(logits / t, targets, labels)
+    p_label = targets[np.arange(n), labels]
+    whole = alpha * ce + beta * t * t * np.mean(tckd + (1 - p_label) * nckd)
+    assert losses[None] == pytest.approx(whole, rel=1e-5)
+    split = alpha * ce + t * t * (beta * np.mean(tckd) + 4.0 * np.mean(nckd))
+    assert losses[4.0] == pytest.approx(split, rel=1e-5)
+    assert abs(split - whole) > 0.05 * whole
+
+
 def test_train_rejects_bad_input(data):
     train_set, validation_set = data
     with pytest.raises(ValueError, match="teacher_targets must have shape"):
@@ -659,6 +756,8 @@ def test_train_rejects_bad_input(data):
         ({"lr": 0.0}, "lr"),
         ({"ema_epochs": -1.0}, "ema_epochs"),
         ({"relation_weight": -0.5}, "relation_weight"),
+        ({"non_target_weight": -1.0}, "non_target_weight"),
+        ({"non_target_weight": float("nan")}, "non_target_weight"),
         ({"time_warp": 1.0}, "time_warp"),
         ({"local_warp": -0.1}, "local_warp"),
         ({"amplitude_range": 1.0}, "amplitude_range"),
