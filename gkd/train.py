@@ -139,9 +139,9 @@ class TrainConfig:
     relative positions made the wider model worth its cost; inference stays well under a
     millisecond a sample. Dropout 0.2 then beat 0.1 by the same rule (seeds 0-3: 86.9 → 87.3 %;
     the direct transformer 86.1 → 87.1 %), a margin within the cross-validation's noise; on the
-    test subjects it was no gain (docs/results.md). 150 epochs then beat 100 under a sharper
-    rule (a margin above two standard errors of the paired fold-and-seed differences, over four
-    seeds): distilled 87.3 → 88.1 %, +0.8 with standard error 0.35; the direct transformer did
+    test subjects it was no gain (docs/results-history.md). 150 epochs then beat 100 under a
+    sharper rule (a margin above two standard errors of the paired fold-and-seed differences,
+    over four seeds): distilled 87.3 → 88.1 %, +0.8 with standard error 0.35; the direct transformer did
     not change. 200 epochs then beat 150 by the same rule: 88.1 → 88.8 %, +0.75 with standard
     error 0.31 (the direct transformer +0.3, standard error 0.45). A local time warp of 0.3
     then beat none by the same rule: distilled 88.8 → 93.8 %, +5.0 with standard error 1.2,
