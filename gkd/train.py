@@ -139,14 +139,14 @@ class TrainConfig:
     relative positions made the wider model worth its cost; inference stays well under a
     millisecond a sample. Dropout 0.2 then beat 0.1 by the same rule (seeds 0-3: 86.9 → 87.3 %;
     the direct transformer 86.1 → 87.1 %), a margin within the cross-validation's noise; on the
-    test subjects it was no gain (docs/results-history.md). 150 epochs then beat 100 under a
-    sharper rule (a margin above two standard errors of the paired fold-and-seed differences,
-    over four seeds): distilled 87.3 → 88.1 %, +0.8 with standard error 0.35; the direct transformer did
-    not change. 200 epochs then beat 150 by the same rule: 88.1 → 88.8 %, +0.75 with standard
-    error 0.31 (the direct transformer +0.3, standard error 0.45). A local time warp of 0.3
-    then beat none by the same rule: distilled 88.8 → 93.8 %, +5.0 with standard error 1.2,
-    10 of 12 fold-and-seed pairs won (the direct transformer, cross-validated later: 87.6 →
-    92.4 %, +4.9 with standard error 0.9).
+    test subjects it was no gain (docs/results-history.md). 150 epochs then beat 100 under a sharper
+    rule (a margin above two standard errors of the paired fold-and-seed differences, over four
+    seeds): distilled 87.3 → 88.1 %, +0.8 with standard error 0.35; the direct transformer did not
+    change. 200 epochs then beat 150 by the same rule: 88.1 → 88.8 %, +0.75 with standard error 0.31
+    (the direct transformer +0.3, standard error 0.45). A local time warp of 0.3 then beat none by
+    the same rule: distilled 88.8 → 93.8 %, +5.0 with standard error 1.2, 10 of 12 fold-and-seed
+    pairs won (the direct transformer, cross-validated later: 87.6 → 92.4 %, +4.9 with standard
+    error 0.9).
     """
 
     d_model: int = 128
@@ -310,6 +310,33 @@ class TrainResult:
     @property
     def best_validation_accuracy(self) -> float | None:
         return self.history[self.best_epoch - 1].validation_accuracy
+
+    def record(self) -> dict[str, Any]:
+        """How the model was trained, in plain types (``training`` of a checkpoint)."""
+        return {
+            "config": self.config.to_dict(),
+            "history": [stats.to_dict() for stats in self.history],
+            "best_epoch": self.best_epoch,
+            "seconds": self.seconds,
+            "device": self.device,
+            "distilled": self.distilled,
+        }
+
+    @classmethod
+    def from_record(
+        cls, model: MotionTransformer, record: Mapping[str, Any], class_names: Sequence[str]
+    ) -> TrainResult:
+        """Inverse of :meth:`record`, around a model loaded from the same checkpoint."""
+        return cls(
+            model=model,
+            config=TrainConfig.from_dict(record["config"]),
+            history=[EpochStats(**stats) for stats in record["history"]],
+            best_epoch=int(record["best_epoch"]),
+            class_names=[str(name) for name in class_names],
+            device=str(record["device"]),
+            seconds=float(record["seconds"]),
+            distilled=bool(record["distilled"]),
+        )
 
 
 def resolve_device(device: str) -> torch.device:
@@ -1014,7 +1041,8 @@ def save_checkpoint(
     """Save weights, model hyperparameters, preprocessing, class names and training record.
 
     The file is a ``torch.save`` of plain types and tensors only, so it loads with
-    ``torch.load(weights_only=True)``.
+    ``torch.load(weights_only=True)``. It is written to a temporary name and then renamed, so
+    a process killed while saving leaves the earlier file (or none), never a truncated one.
 
     Parameters
     ----------
@@ -1035,14 +1063,7 @@ def save_checkpoint(
     if isinstance(result, TrainResult):
         model = result.model
         names = list(class_names) if class_names is not None else result.class_names
-        training: dict[str, Any] | None = {
-            "config": result.config.to_dict(),
-            "history": [stats.to_dict() for stats in result.history],
-            "best_epoch": result.best_epoch,
-            "seconds": result.seconds,
-            "device": result.device,
-            "distilled": result.distilled,
-        }
+        training: dict[str, Any] | None = result.record()
     elif isinstance(result, MotionTransformer):
         model = result
         if class_names is None:
@@ -1064,7 +1085,14 @@ def save_checkpoint(
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
+    # Written beside the target, then renamed over it: a run killed while saving leaves the
+    # previous file or none, never a truncated one (experiments resume from these files).
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def load_checkpoint(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,6 +19,7 @@ from gkd.train import (
     LOCAL_WARP_SEGMENTS,
     EpochStats,
     TrainConfig,
+    TrainResult,
     augment_batch,
     decoupled_kd_terms,
     ensemble_proba,
@@ -211,6 +213,27 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, trained, da
     assert metadata["training"]["best_epoch"] == trained.best_epoch
     assert TrainConfig.from_dict(metadata["training"]["config"]) == trained.config
     assert model.preprocessing == trained.model.preprocessing
+    # The training record comes back as the TrainResult it was made from, around the model.
+    restored = TrainResult.from_record(model, metadata["training"], metadata["class_names"])
+    assert restored.record() == trained.record()
+    assert restored.history == trained.history and restored.model is model
+    assert restored.best_validation_accuracy == trained.best_validation_accuracy
+
+
+def test_a_checkpoint_is_replaced_whole_or_not_at_all(tmp_path, trained, monkeypatch):
+    path = tmp_path / "student.pt"
+    save_checkpoint(path, trained)
+    before = path.read_bytes()
+
+    def dies_halfway(payload, file):
+        Path(file).write_bytes(before[:100])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", dies_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, trained, extra={"newer": True})
+    assert path.read_bytes() == before
+    assert list(tmp_path.iterdir()) == [path]  # the half-written temporary file is gone
 
 
 def test_member_seeds_never_overlap_between_runs():
