@@ -120,6 +120,14 @@ Refit = Annotated[
         "and report that model (--no-refit: the model selected on validation).",
     ),
 ]
+Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume/--retrain",
+        help="Reuse the students an earlier run left in --out/checkpoints with the same data "
+        "and settings, so a stopped run goes on where it stopped (--retrain: train all).",
+    ),
+]
 
 STUDENT_NAMES = ("direct", "distilled")  # gkd.experiment.STUDENTS, without importing torch
 
@@ -242,8 +250,8 @@ def _errors(debug: bool) -> Iterator[None]:
         if debug:
             raise
         _fail(
-            "interrupted; finished blocks of distances are kept, run the same command again "
-            "to resume",
+            "interrupted; finished blocks of distances and trained students are kept: run "
+            "the same command again to resume",
             EXIT_INTERRUPTED,
         )
 
@@ -422,6 +430,7 @@ def mhad(
     threads: Threads = None,
     quick: Quick = False,
     refit: Refit = True,
+    resume: Resume = True,
     temperature: Temperature = f"{DEFAULT_TEMPERATURE:g}",
     train_config: TrainConfigOption = None,
     cache_dir: CacheDir = None,
@@ -455,6 +464,7 @@ def mhad(
             students=_name_list(students),
             teacher=TeacherConfig(temperature=_temperature(temperature)),
             refit=refit,
+            resume=resume,
             train_config=_train_settings(train_config),
             out=out or Path("gkd-runs") / f"mhad-{protocol}",
             cache_dir=cache_dir,
@@ -488,6 +498,7 @@ def signum(
     threads: Threads = None,
     quick: Quick = False,
     refit: Refit = True,
+    resume: Resume = True,
     temperature: Temperature = f"{DEFAULT_TEMPERATURE:g}",
     train_config: TrainConfigOption = None,
     cache_dir: CacheDir = None,
@@ -518,6 +529,7 @@ def signum(
                 temperature=_temperature(temperature),
             ),
             refit=refit,
+            resume=resume,
             train_config=_train_settings(train_config),
             out=out or Path("gkd-runs") / "signum",
             cache_dir=cache_dir,
@@ -562,6 +574,7 @@ def fit(
     threads: Threads = None,
     quick: Quick = False,
     refit: Refit = True,
+    resume: Resume = True,
     temperature: Temperature = f"{DEFAULT_TEMPERATURE:g}",
     train_config: TrainConfigOption = None,
     cache_dir: CacheDir = None,
@@ -594,6 +607,7 @@ def fit(
             ensemble=ensemble,
             students=_name_list(students),
             refit=refit,
+            resume=resume,
             train_config=_train_settings(train_config),
             out=out or Path("gkd-runs") / data.stem,
             cache_dir=cache_dir,

@@ -19,7 +19,9 @@ The steps, for a dataset with training, validation and test rows:
    or with ``None`` the candidate with the lowest cross-entropy on the validation split);
    training rows leave their own entry out;
 4. per seed, the transformer trained directly and the student distilled from the soft targets,
-   each keeping the epoch with the best validation accuracy;
+   each keeping the epoch with the best validation accuracy, each saved as soon as it is
+   trained (a rerun into the same folder reuses the students it finds there for the same
+   data and settings, so a stopped run goes on where it stopped);
 5. test metrics (accuracy, macro precision / recall / F1) and inference milliseconds per sample,
    measured the same way for each method after a warm-up (k-NN: distances from one test
    sample to every reference, plus the vote; students: batched inference over the test split
@@ -33,6 +35,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
+import json
 import math
 import os
 import platform
@@ -602,6 +606,59 @@ def _train_student(
     return result, refitted
 
 
+def _digest(*arrays: np.ndarray | None, datasets: Sequence[MotionDataset | None] = ()) -> str:
+    """SHA-256 of arrays and of the datasets' valid frames, labels, lengths and names."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(b"-" if array is None else np.ascontiguousarray(array, "<f8").tobytes())
+    for data in datasets:
+        if data is None:
+            digest.update(b"-")
+            continue
+        digest.update(json.dumps([data.class_names, data.landmark_names]).encode())
+        digest.update(np.ascontiguousarray(data.lengths, "<i8").tobytes())
+        digest.update(np.ascontiguousarray(data.labels, "<i8").tobytes())
+        for sequence, length in zip(data.sequences, data.lengths, strict=True):
+            digest.update(np.ascontiguousarray(sequence[:length], "<f4").tobytes())
+    return digest.hexdigest()
+
+
+def _student_key(config: TrainConfig, method: str, refit: bool, inputs: str) -> str:
+    """What decides a trained student: its settings, method and inputs (``_digest``).
+
+    The device and thread count are left out: they change floating-point sums, not what the
+    student is. The gkd version is in, so a student from other code is trained again.
+    """
+    from gkd import __version__
+
+    settings = replace(config, device="cpu", threads=None).to_dict()
+    header = {"gkd": __version__, "method": method, "refit": refit, "config": settings}
+    return hashlib.sha256((json.dumps(header, sort_keys=True) + inputs).encode()).hexdigest()
+
+
+def _resumed_student(
+    path: Path, key: str, reporter: Reporter
+) -> tuple[TrainResult, TrainResult] | None:
+    """The (chosen, scored) pair saved at ``path`` by an earlier run of the same student.
+
+    None, with a message saying why, when there is no such file or it holds another student.
+    """
+    if not path.is_file():
+        return None
+    try:
+        model, info = load_checkpoint(path, device="cpu")
+    except ValueError as error:
+        reporter.message(f"{path} is unreadable ({error}); training that student again")
+        return None
+    resume = (info["extra"] or {}).get("resume") or {}
+    if resume.get("key") != key or info["training"] is None:
+        reporter.message(f"{path} holds a student of other data or settings; training it again")
+        return None
+    scored = TrainResult.from_record(model, info["training"], info["class_names"])
+    chosen = TrainResult.from_record(model, resume["chosen"], info["class_names"])
+    return chosen, scored
+
+
 def run_experiment(
     dataset: MotionDataset,
     *,
@@ -623,6 +680,7 @@ def run_experiment(
     timing_repeats: int = 5,
     reporter: Reporter | None = None,
     metadata: dict[str, Any] | None = None,
+    resume: bool = True,
 ) -> ExperimentResult:
     """Run the whole comparison on one dataset split into training, validation and test rows.
 
@@ -678,6 +736,13 @@ def run_experiment(
         Receives messages and progress; default silent.
     metadata : dict, optional
         Extra plain-type context stored in ``results.json`` (e.g. the command line).
+    resume : bool, default True
+        Reuse every student already in ``out``'s ``checkpoints/`` that an earlier run trained
+        on the same data, split, teacher targets and settings with this gkd version (each
+        checkpoint records a digest of them), instead of training it again: a run stopped
+        midway loses only the student it was training. Its test figures are then computed
+        from the saved model, and its training record (epoch, validation accuracy, seconds)
+        is the earlier run's. False trains every student.
 
     Returns
     -------
@@ -854,6 +919,17 @@ def run_experiment(
         "temperature": temperature,
     }
     clock = time.perf_counter()
+    # What the students learn from, for the resume keys: their sequences and the teacher's
+    # targets (the relational term's distances follow from the teacher's settings and data).
+    inputs = {
+        short: _digest(
+            *((train_targets, refit_targets) if STUDENTS[short] == DISTILLED else ()),
+            datasets=(train_set, validation_set, refit_set),
+        )
+        + json.dumps(checkpoint_extra, sort_keys=True)
+        for short in (methods if out is not None else ())
+    }
+    reused: list[str] = []
     effective: TrainConfig | None = None
     for seed in seeds:
         members = member_seeds(int(seed), ensemble)
@@ -864,18 +940,28 @@ def run_experiment(
             reported: list[TrainResult] = []  # per member: the model that is scored
             for member, member_seed in enumerate(members):
                 name = f"{short}, seed {member_seed}"
-                result, selected = _train_student(
-                    replace(base_config, seed=member_seed, device=device, threads=threads),
-                    train_set=train_set,
-                    validation_set=validation_set,
-                    targets=targets,
-                    relations=None if targets is None else train_relations,
-                    refit_set=refit_set,
-                    refit_targets=None if targets is None else refit_targets,
-                    refit_relations=None if targets is None else refit_relations,
-                    reporter=reporter,
-                    name=name,
-                )
+                config = replace(base_config, seed=member_seed, device=device, threads=threads)
+                stem = f"{short}_seed{seed}" + (f"_member{member}" if ensemble > 1 else "")
+                path = None if out is None else out / "checkpoints" / f"{stem}.pt"
+                key = "" if path is None else _student_key(config, method, refit, inputs[short])
+                earlier = _resumed_student(path, key, reporter) if path and resume else None
+                if earlier is not None:
+                    result, selected = earlier
+                    reused.append(f"{stem}.pt")
+                    reporter.message(f"{name}: reusing {path} (trained by an earlier run)")
+                else:
+                    result, selected = _train_student(
+                        config,
+                        train_set=train_set,
+                        validation_set=validation_set,
+                        targets=targets,
+                        relations=None if targets is None else train_relations,
+                        refit_set=refit_set,
+                        refit_targets=None if targets is None else refit_targets,
+                        refit_relations=None if targets is None else refit_relations,
+                        reporter=reporter,
+                        name=name,
+                    )
                 # The config as trained (e.g. preprocessing filled in from the landmarks).
                 effective = effective or result.config
                 chosen.append(result)
@@ -884,11 +970,15 @@ def run_experiment(
                     f"{name}: best epoch {result.best_epoch}, validation "
                     f"{100 * (result.best_validation_accuracy or 0):.1f} %"
                 )
-                if out is not None:
-                    stem = f"{short}_seed{seed}" + (f"_member{member}" if ensemble > 1 else "")
-                    path = out / "checkpoints" / f"{stem}.pt"
-                    extra = {**checkpoint_extra, "method": method, "member_seed": member_seed}
-                    save_checkpoint(path, selected, extra=extra)
+                if path is not None:
+                    if earlier is None:
+                        extra = {
+                            **checkpoint_extra,
+                            "method": method,
+                            "member_seed": member_seed,
+                            "resume": {"key": key, "chosen": result.record()},
+                        }
+                        save_checkpoint(path, selected, extra=extra)
                     files.append(path)
             models = [r.model for r in reported]
             probabilities = ensemble_proba(models, test_set, device="cpu")
@@ -960,6 +1050,7 @@ def run_experiment(
         "ensemble": int(ensemble),
         "students": list(methods),
         "refit": refit,
+        "reused_students": reused,
         "student_device": str(resolve_device(device)),
         "machine": _machine(threads),
         "stage_seconds": stages,
@@ -1065,6 +1156,12 @@ def _markdown(
         )
         + "."
     )
+    reused = info.get("reused_students") or []
+    if reused:
+        lines[-1] += (
+            f" {len(reused)} of them came from an earlier run's checkpoints (same data and "
+            f"settings), with that run's training record: {', '.join(reused)}."
+        )
     gpu = [
         (method, [r["infer_ms_gpu"] for r in method_runs if r.get("infer_ms_gpu") is not None])
         for method, method_runs in runs.items()
@@ -1212,6 +1309,7 @@ def run_mhad(
     class_limit: int | None = None,
     reporter: Reporter | None = None,
     metadata: dict[str, Any] | None = None,
+    resume: bool = True,
 ) -> ExperimentResult:
     """The experiment on the bundled UTD-MHAD skeletons.
 
@@ -1236,7 +1334,7 @@ def run_mhad(
     class_limit : int, optional
         Keep only the first this many actions: for tests.
     seeds, ensemble, students, teacher, refit, out, cache_dir, threads, device, reporter,
-    metadata
+    metadata, resume
         As for :func:`run_experiment`.
 
     Returns
@@ -1295,6 +1393,7 @@ def run_mhad(
         timing_repeats=3 if quick else 5,
         reporter=reporter,
         metadata={"protocol": protocol, "quick": quick, **(metadata or {})},
+        resume=resume,
     )
 
 
@@ -1315,6 +1414,7 @@ def run_signum(
     device: str = "auto",
     reporter: Reporter | None = None,
     metadata: dict[str, Any] | None = None,
+    resume: bool = True,
 ) -> ExperimentResult:
     """The experiment on SIGNUM landmarks in the paper's folder layout.
 
@@ -1332,7 +1432,7 @@ def run_signum(
     train_config : TrainConfig or mapping, optional
         A full configuration, or fields overriding ``TrainConfig()``.
     seeds, ensemble, students, teacher, refit, out, cache_dir, threads, device, reporter,
-    metadata
+    metadata, resume
         As for :func:`run_experiment`.
 
     Returns
@@ -1374,6 +1474,7 @@ def run_signum(
         timing_repeats=3 if quick else 5,
         reporter=reporter,
         metadata={"data": str(Path(data).expanduser()), "quick": quick, **(metadata or {})},
+        resume=resume,
     )
 
 
@@ -1397,6 +1498,7 @@ def run_npz(
     device: str = "auto",
     reporter: Reporter | None = None,
     metadata: dict[str, Any] | None = None,
+    resume: bool = True,
 ) -> ExperimentResult:
     """The experiment on data in the generic ``.npz`` format, split by subject.
 
@@ -1418,7 +1520,8 @@ def run_npz(
         Training epochs (default ``TrainConfig().epochs``; overrides ``train_config``).
     train_config : TrainConfig or mapping, optional
         A full configuration, or fields overriding ``TrainConfig()``.
-    seeds, ensemble, students, refit, out, cache_dir, threads, device, reporter, metadata
+    seeds, ensemble, students, refit, out, cache_dir, threads, device, reporter, metadata,
+    resume
         As for :func:`run_experiment`.
 
     Returns
@@ -1464,6 +1567,7 @@ def run_npz(
         timing_repeats=3 if quick else 5,
         reporter=reporter,
         metadata={"data": str(Path(path).expanduser()), "quick": quick, **(metadata or {})},
+        resume=resume,
     )
 
 

@@ -110,7 +110,16 @@ def fitted(motion_file, tmp_path_factory) -> Path:
         ([], ["mhad", "signum", "fit", "distances", "predict"]),
         (
             ["mhad"],
-            ["--protocol", "--quick", "--epochs", "--seeds", "--students", "--device", "--threads"],
+            [
+                "--protocol",
+                "--quick",
+                "--epochs",
+                "--seeds",
+                "--students",
+                "--device",
+                "--threads",
+                "--retrain",
+            ],
         ),
         (["signum"], ["--data", "X_train.npy"]),
         (["fit"], ["--test-subjects", "--metric", "--groups", "--student-landmarks"]),
@@ -220,9 +229,15 @@ def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
     for text in ("pairs", "k-NN: k =", "soft targets: temperature", "epochs", "results written"):
         assert text in result.output
     assert "from the cache" not in result.output
+    assert "reusing" not in result.output
     again = invoke(*args)
     assert again.exit_code == 0, again.output
     assert "procrustes DTW: from the cache" in again.output
+    # The students too: the rerun trains none of them, unless told to.
+    assert "direct, seed 0: reusing" in again.output and "epochs" not in again.output
+    retrained = invoke(*args, "--retrain")
+    assert retrained.exit_code == 0, retrained.output
+    assert "reusing" not in retrained.output and "epochs" in retrained.output
 
 
 @pytest.mark.parametrize(

@@ -294,6 +294,104 @@ def test_one_student_alone_trains_as_it_would_beside_the_other(motion, tmp_path,
             run(motion, tmp_path, students=students)
 
 
+def counting_train(monkeypatch) -> list[int]:
+    """Make ``experiment.train`` record the seed of every student it trains."""
+    seeds: list[int] = []
+    real_train = experiment.train
+
+    def spy(**kwargs):
+        seeds.append(kwargs["config"].seed)
+        return real_train(**kwargs)
+
+    monkeypatch.setattr(experiment, "train", spy)
+    return seeds
+
+
+def test_a_rerun_reuses_its_students_and_reports_the_same(motion, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    first = run(motion, tmp_path, out=out, seeds=(0, 1))
+
+    def no_training(**kwargs):
+        raise AssertionError("a student already in the output folder was trained again")
+
+    monkeypatch.setattr(experiment, "train", no_training)
+    second = run(motion, tmp_path, out=out, seeds=(0, 1))
+    for method in (DIRECT, DISTILLED):
+        for before, after in zip(first.runs[method], second.runs[method], strict=True):
+            for key in ("accuracy", "f1", "best_epoch", "validation_accuracy", "train_seconds"):
+                assert after[key] == before[key]
+    names = [f"{short}_seed{seed}.pt" for seed in (0, 1) for short in ("direct", "distilled")]
+    assert second.document["metadata"]["reused_students"] == names
+    assert first.document["metadata"]["reused_students"] == []
+    assert "4 of them came from an earlier run's checkpoints" in second.markdown
+    assert second.document["metadata"]["train_config"] == first.document["metadata"]["train_config"]
+
+
+def test_a_stopped_run_loses_only_the_student_it_was_training(motion, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    real_train = experiment.train
+    calls = []
+
+    def stop_in_the_third_student(**kwargs):
+        calls.append(kwargs["config"].seed)
+        if len(calls) == 5:  # each student: chosen on validation, then refit
+            raise KeyboardInterrupt
+        return real_train(**kwargs)
+
+    monkeypatch.setattr(experiment, "train", stop_in_the_third_student)
+    with pytest.raises(KeyboardInterrupt):
+        run(motion, tmp_path, out=out, seeds=(0, 1))
+    saved = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert saved == ["direct_seed0.pt", "distilled_seed0.pt"]  # no temporary file either
+    trained = counting_train(monkeypatch)
+    resumed = run(motion, tmp_path, out=out, seeds=(0, 1))
+    assert trained == [1, 1, 1, 1]  # seed 1's two students, each chosen and refit
+    assert resumed.document["metadata"]["reused_students"] == saved
+    uninterrupted = run(motion, tmp_path, out=tmp_path / "fresh", seeds=(0, 1))
+    for method in (DIRECT, DISTILLED):
+        assert [r["accuracy"] for r in resumed.runs[method]] == [
+            r["accuracy"] for r in uninterrupted.runs[method]
+        ]
+
+
+def test_students_of_other_settings_or_unreadable_files_are_trained_again(
+    motion, tmp_path, monkeypatch
+):
+    out = tmp_path / "out"
+    run(motion, tmp_path, out=out)
+    trained = counting_train(monkeypatch)
+    other = run(motion, tmp_path, out=out, train_config=replace(TINY, dropout=0.3))
+    assert len(trained) == 4 and other.document["metadata"]["reused_students"] == []
+    trained.clear()
+    run(motion, tmp_path, out=out, train_config=replace(TINY, dropout=0.3))
+    assert trained == []  # the folder now holds the dropout-0.3 students
+    other_split = run(
+        motion,
+        tmp_path,
+        out=out,
+        train_config=replace(TINY, dropout=0.3),
+        validation_index=rows(motion, 2),
+        train_index=rows(motion, 1, 3),
+    )
+    assert len(trained) == 4 and other_split.document["metadata"]["reused_students"] == []
+    trained.clear()
+    (out / "checkpoints" / "direct_seed0.pt").write_bytes(b"not a checkpoint")
+    rerun = run(
+        motion,
+        tmp_path,
+        out=out,
+        train_config=replace(TINY, dropout=0.3),
+        validation_index=rows(motion, 2),
+        train_index=rows(motion, 1, 3),
+    )
+    assert len(trained) == 2 and rerun.document["metadata"]["reused_students"] == [
+        "distilled_seed0.pt"
+    ]
+    trained.clear()
+    run(motion, tmp_path, out=out, resume=False)
+    assert len(trained) == 4
+
+
 def test_training_settings_of_data_set_experiments():
     settings = experiment._train_config
     default = settings(None, epochs=None, quick=False, default_epochs=40)
