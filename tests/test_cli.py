@@ -521,6 +521,43 @@ def test_ctrl_c_stops_with_one_line_and_keeps_finished_blocks(tmp_path, ctrl_c_e
     assert not cache.matrix_path(key).exists()
 
 
+def test_ctrl_c_in_training_keeps_the_finished_students(motion_file, tmp_path, ctrl_c_enabled):
+    """SIGINT to a real `gkd-run fit` after its first student: the rerun reuses that student."""
+    out = tmp_path / "out"
+    args = ["fit", motion_file, "--test-subjects", "4", "--seeds", "3", "--epochs", "20"]
+    args += ["--train-config", TINY, "--device", "cpu", "--threads", "1", "--out", out]
+    args += ["--cache-dir", tmp_path / "cache", "--quiet"]
+    first = out / "checkpoints" / "direct_seed0.pt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gkd", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not first.exists():
+            assert process.poll() is None, "the run ended before saving a student"
+            assert time.monotonic() < deadline, "no student was saved within two minutes"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, stderr
+    assert "trained students are kept" in one_error_line(stderr)
+    assert not (out / "results.json").exists(), "the run finished before it could be stopped"
+    kept = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert "direct_seed0.pt" in kept and len(kept) < 6 and not any(".tmp" in n for n in kept)
+    resumed = invoke(*[a for a in args if a != "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "direct, seed 0: reusing" in resumed.output
+    document = json.loads((out / "results.json").read_text())
+    assert sorted(document["metadata"]["reused_students"]) == kept
+
+
 def test_temperature_option_takes_a_number_or_auto():
     from gkd.cli import _temperature
 
