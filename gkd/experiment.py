@@ -921,14 +921,13 @@ def run_experiment(
     clock = time.perf_counter()
     # What the students learn from, for the resume keys: their sequences and the teacher's
     # targets (the relational term's distances follow from the teacher's settings and data).
-    inputs = {
-        short: _digest(
-            *((train_targets, refit_targets) if STUDENTS[short] == DISTILLED else ()),
-            datasets=(train_set, validation_set, refit_set),
-        )
-        + json.dumps(checkpoint_extra, sort_keys=True)
-        for short in (methods if out is not None else ())
-    }
+    inputs: dict[str, str] = {}
+    if out is not None:
+        shared = _digest(datasets=(train_set, validation_set, refit_set))
+        shared += json.dumps(checkpoint_extra, sort_keys=True)
+        inputs = {short: shared for short in methods}
+        if distilling:
+            inputs["distilled"] += _digest(train_targets, refit_targets)
     reused: list[str] = []
     effective: TrainConfig | None = None
     for seed in seeds:
