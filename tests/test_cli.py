@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -486,6 +487,30 @@ def test_killed_run_resumes_to_the_same_bits(tmp_path, monkeypatch):
     assert resumed.tobytes() == np.load(uninterrupted).tobytes()
 
 
+def ctrl_c_once(args: list, ready: Callable[[], bool], *, within: float) -> tuple[int, str, str]:
+    """Start a real ``gkd-run ARGS``, send SIGINT once ``ready()`` (which must come ``within``
+    seconds), and return (exit code, stdout, stderr)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gkd", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + within
+        while not ready():
+            assert process.poll() is None, "the run ended before it was ready to be stopped"
+            assert time.monotonic() < deadline, f"the run was not ready within {within} s"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, stdout, stderr
+
+
 def test_ctrl_c_stops_with_one_line_and_keeps_finished_blocks(tmp_path, ctrl_c_enabled):
     """SIGINT (Ctrl-C) to a real run: exit 130, one line saying how to resume, blocks kept."""
     dataset = make_synthetic_motion(
@@ -495,26 +520,10 @@ def test_ctrl_c_stops_with_one_line_and_keeps_finished_blocks(tmp_path, ctrl_c_e
     save_npz(dataset, data)
     cache = DistanceCache(tmp_path / "cache")
     key = distance_key(dataset.sequences, lengths=dataset.lengths)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gkd", "distances", str(data), str(tmp_path / "d.npy")]
-        + ["--cache-dir", str(cache.root), "--block-rows", "2", "--threads", "1", "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not cache.block_paths(key):
-            assert process.poll() is None, "the run ended before writing a block"
-            assert time.monotonic() < deadline, "no block was written within a minute"
-            time.sleep(0.005)
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 130, stderr
+    args = ["distances", data, tmp_path / "d.npy", "--cache-dir", cache.root]
+    args += ["--block-rows", "2", "--threads", "1", "--quiet"]
+    returncode, stdout, stderr = ctrl_c_once(args, lambda: bool(cache.block_paths(key)), within=60)
+    assert returncode == 130, stderr
     assert stdout == ""
     assert "run the same command again to resume" in one_error_line(stderr)
     assert cache.block_paths(key)
@@ -528,25 +537,8 @@ def test_ctrl_c_in_training_keeps_the_finished_students(motion_file, tmp_path, c
     args += ["--train-config", TINY, "--device", "cpu", "--threads", "1", "--out", out]
     args += ["--cache-dir", tmp_path / "cache", "--quiet"]
     first = out / "checkpoints" / "direct_seed0.pt"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gkd", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not first.exists():
-            assert process.poll() is None, "the run ended before saving a student"
-            assert time.monotonic() < deadline, "no student was saved within two minutes"
-            time.sleep(0.005)
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 130, stderr
+    returncode, _, stderr = ctrl_c_once(args, first.exists, within=120)
+    assert returncode == 130, stderr
     assert "trained students are kept" in one_error_line(stderr)
     assert not (out / "results.json").exists(), "the run finished before it could be stopped"
     kept = sorted(p.name for p in (out / "checkpoints").iterdir())

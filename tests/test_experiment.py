@@ -365,25 +365,12 @@ def test_students_of_other_settings_or_unreadable_files_are_trained_again(
     trained.clear()
     run(motion, tmp_path, out=out, train_config=replace(TINY, dropout=0.3))
     assert trained == []  # the folder now holds the dropout-0.3 students
-    other_split = run(
-        motion,
-        tmp_path,
-        out=out,
-        train_config=replace(TINY, dropout=0.3),
-        validation_index=rows(motion, 2),
-        train_index=rows(motion, 1, 3),
-    )
+    split = {"train_index": rows(motion, 1, 3), "validation_index": rows(motion, 2)}
+    other_split = run(motion, tmp_path, out=out, train_config=replace(TINY, dropout=0.3), **split)
     assert len(trained) == 4 and other_split.document["metadata"]["reused_students"] == []
     trained.clear()
     (out / "checkpoints" / "direct_seed0.pt").write_bytes(b"not a checkpoint")
-    rerun = run(
-        motion,
-        tmp_path,
-        out=out,
-        train_config=replace(TINY, dropout=0.3),
-        validation_index=rows(motion, 2),
-        train_index=rows(motion, 1, 3),
-    )
+    rerun = run(motion, tmp_path, out=out, train_config=replace(TINY, dropout=0.3), **split)
     assert len(trained) == 2 and rerun.document["metadata"]["reused_students"] == [
         "distilled_seed0.pt"
     ]
