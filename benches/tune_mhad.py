@@ -45,6 +45,7 @@ Usage::
     python benches/tune_mhad.py --variants default temperature=auto --seeds 0 1
     python benches/tune_mhad.py --variants 'distances=false' --threads 1 --out cv.jsonl
     python benches/tune_mhad.py --refit-check --seeds 0 1
+    python benches/tune_mhad.py --refit-check --refit-scale 1.5 --stretch 1.25 0.8
     python benches/tune_mhad.py --ensemble-check --seeds 0 1 2 --threads 1
     python benches/tune_mhad.py --variants default positions=frame --stretch 1.25 0.8
     python benches/tune_mhad.py --knn-check --stretch 1.25 0.8
@@ -248,7 +249,9 @@ def _refit_check(data, distances: np.ndarray, config: TrainConfig, args, t: floa
     """Held-out accuracy of a student selected on validation vs one refit on train + validation.
 
     For each held-out subject, the last remaining tuning subject validates; the refit trains
-    on all remaining subjects for the epoch count chosen on validation (``--refit`` of gkd-run).
+    on all remaining subjects for the epoch count chosen on validation (``--refit`` of gkd-run),
+    and for each ``--refit-scale`` that many times as long. Every model is also scored on the
+    held-out subject played back at each ``--stretch``.
     """
     subjects = data.subjects
     for held_out in args.subjects:
@@ -258,6 +261,7 @@ def _refit_check(data, distances: np.ndarray, config: TrainConfig, args, t: floa
         val_set = data.subset(np.flatnonzero(subjects == rest[-1]))
         test_set = data.subset(np.flatnonzero(subjects == held_out))
 
+        played = {"": test_set, **{f"@x{f:g}": _slowed(test_set, f) for f in args.stretch}}
         for seed in args.seeds:
             cfg = replace(config, seed=seed)
             selected = train(
@@ -266,29 +270,23 @@ def _refit_check(data, distances: np.ndarray, config: TrainConfig, args, t: floa
                 config=cfg,
                 teacher_targets=_loo_targets(distances, train_rows, data, t),
             )
-            refit = train(
-                train_set=data.subset(both_rows),
-                validation_set=None,
-                config=replace(cfg, epochs=selected.best_epoch),
-                teacher_targets=_loo_targets(distances, both_rows, data, t),
-            )
-            scores = [
-                float(np.mean(predict(m, test_set) == test_set.labels))
-                for m in (selected.model, refit.model)
-            ]
-            print(
-                json.dumps(
-                    {
-                        "refit_check": held_out,
-                        "validation": rest[-1],
-                        "seed": seed,
-                        "epoch": selected.best_epoch,
-                        "selected": scores[0],
-                        "refit": scores[1],
-                    }
-                ),
-                flush=True,
-            )
+            models = {"selected": selected.model}
+            for scale in (1.0, *args.refit_scale):
+                refit = train(
+                    train_set=data.subset(both_rows),
+                    validation_set=None,
+                    config=replace(cfg, epochs=max(1, round(scale * selected.best_epoch))),
+                    teacher_targets=_loo_targets(distances, both_rows, data, t),
+                )
+                models["refit" if scale == 1.0 else f"refit*{scale:g}"] = refit.model
+            scores = {
+                name + speed: float(np.mean(predict(model, held) == held.labels))
+                for name, model in models.items()
+                for speed, held in played.items()
+            }
+            record = {"refit_check": held_out, "validation": rest[-1], "seed": seed}
+            record["epoch"] = selected.best_epoch
+            print(json.dumps({**record, **scores}), flush=True)
 
 
 def _ensemble_check(data, distances: np.ndarray, config: TrainConfig, args, t: float) -> None:
@@ -415,6 +413,14 @@ def main() -> None:
         help="instead: distilled students selected on validation vs refit on train + validation",
     )
     parser.add_argument(
+        "--refit-scale",
+        type=float,
+        nargs="*",
+        default=[],
+        help="with --refit-check: also refit for this many times the chosen epochs "
+        "(1.5: half as long again)",
+    )
+    parser.add_argument(
         "--ensemble-check",
         action="store_true",
         help="instead: single students vs the mean of their probabilities over --seeds",
@@ -445,6 +451,8 @@ def main() -> None:
             data.select_landmarks(group)
         except ValueError as error:
             raise SystemExit(f"--teacher-groups: {error}") from None
+    if args.refit_scale and not args.refit_check:
+        raise SystemExit("--refit-scale is for --refit-check only")
     if args.knn_check:  # computes its own fold distances; the full matrix is not needed
         _knn_check(data, teacher, args)
         return
