@@ -25,6 +25,7 @@ from gkd.cache import DistanceCache, cached_pairwise, distance_key
 from gkd.cli import app
 from gkd.datasets import load_npz, make_synthetic_motion, make_synthetic_signum, save_npz
 from gkd.experiment import predict_file
+from gkd.train import load_checkpoint
 
 runner = CliRunner()
 # A small student, so that training takes a fraction of a second.
@@ -120,6 +121,7 @@ def fitted(motion_file, tmp_path_factory) -> Path:
                 "--device",
                 "--threads",
                 "--retrain",
+                "--refit-scale",
             ],
         ),
         (["signum"], ["--data", "X_train.npy"]),
@@ -206,6 +208,17 @@ def test_fit_one_student(motion_file, tmp_path):
     assert tuple(experiment.STUDENTS) == cli.STUDENT_NAMES
 
 
+def test_fit_refit_scale_reaches_the_experiment(motion_file, tmp_path):
+    out = fit_small(
+        motion_file, tmp_path, "--epochs", "2", "--train-config", TINY, "--refit-scale", "2"
+    )
+    document = json.loads((out / "results.json").read_text())
+    assert document["metadata"]["refit_scale"] == 2.0
+    (run,) = document["runs"]["Student (distilled)"]
+    _, info = load_checkpoint(out / "checkpoints" / "distilled_seed0.pt")
+    assert info["training"]["config"]["epochs"] == 2 * run["best_epoch"]  # the refit's
+
+
 def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
     args = (
         "fit",
@@ -252,6 +265,7 @@ def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
         (["--test-subjects", "4", "--temperature", "0"], 2, "positive"),
         (["--test-subjects", "4", "--temperature", "warm"], 2, "positive number or 'auto'"),
         (["--test-subjects", "4", "--epochs", "0"], 2, "--epochs"),
+        (["--test-subjects", "4", "--refit-scale", "0"], 2, "--refit-scale"),
         (["--test-subjects", "4", "--students", "teacher"], 2, "direct, distilled or both"),
         (["--test-subjects", "4", "--students", ","], 2, "direct, distilled or both"),
         (["--test-subjects", "4", "--train-config", "{nope"], 2, "not valid JSON"),

@@ -231,6 +231,29 @@ def test_refit_trains_again_on_train_and_validation(motion, tmp_path, monkeypatc
     assert sizes == [(n_train, False), (n_train, False)]
 
 
+def test_refit_scale_lengthens_the_refit(motion, tmp_path, monkeypatch):
+    epochs = []
+    real_train = experiment.train
+
+    def spy(**kwargs):
+        result = real_train(**kwargs)
+        epochs.append((kwargs["config"].epochs, result.best_epoch))
+        return result
+
+    monkeypatch.setattr(experiment, "train", spy)
+    out = tmp_path / "out"
+    result = run(motion, tmp_path, out=out, train_config=replace(TINY, epochs=5), refit_scale=1.5)
+    for chosen, refit in (epochs[0:2], epochs[2:4]):  # direct, then distilled
+        assert chosen[0] == 5 and refit[0] == max(1, round(1.5 * chosen[1]))
+    assert result.document["metadata"]["refit_scale"] == 1.5
+    assert "then refit on train + validation for 1.5× the chosen epochs" in result.markdown
+    # The refit's length is part of what a saved student is: 1.0 trains them again.
+    epochs.clear()
+    again = run(motion, tmp_path, out=out, train_config=replace(TINY, epochs=5))
+    assert len(epochs) == 4 and again.document["metadata"]["reused_students"] == []
+    assert "the chosen epochs" not in again.markdown
+
+
 def test_an_ensemble_averages_its_students(motion, tmp_path, monkeypatch):
     seeds_trained = []
     real_train = experiment.train
@@ -414,6 +437,9 @@ def test_bad_options_are_refused(motion, tmp_path):
         run(motion, tmp_path, student_landmarks="left_hand")
     with pytest.raises(ValueError, match="seeds"):
         run(motion, tmp_path, seeds=())
+    for scale in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="refit_scale must be a positive number"):
+            run(motion, tmp_path, refit_scale=scale)
     with pytest.raises(ValueError, match="temperatures"):
         TeacherConfig(temperature=0.0)
     with pytest.raises(ValueError, match="normalization"):
