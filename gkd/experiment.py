@@ -726,10 +726,10 @@ def run_experiment(
     refit_scale : float, default 1.0
         The refit trains for this many times the epochs chosen on validation (rounded). Its
         learning-rate schedule is compressed into those epochs, so at 1.0 it gets less
-        learning than the chosen run had by its chosen epoch (55 % at epoch 110 of 200, in
-        peak-rate epochs); in the refit check on UTD-MHAD's training subjects 1.5 beat 1.0 by
-        2.2 points (standard error 0.6, 10 of 12 won; docs/results.md). Not yet the
-        default: that waits for its test evaluation.
+        learning than the chosen run had by its chosen epoch (56 against 87 peak-rate
+        epochs at epoch 110 of 200); in the refit check on UTD-MHAD's training subjects 1.5
+        beat 1.0 by 2.2 points (standard error 0.6, 10 of 12 won; docs/results.md). Not yet
+        the default: that waits for its test evaluation.
     out : pathlib.Path, optional
         Folder for ``results.md``, ``results.json``, ``plots/`` and ``checkpoints/``; None
         writes nothing.
