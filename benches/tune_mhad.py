@@ -260,23 +260,28 @@ def _refit_check(data, distances: np.ndarray, config: TrainConfig, args, t: floa
         both_rows = np.flatnonzero(np.isin(subjects, rest))
         val_set = data.subset(np.flatnonzero(subjects == rest[-1]))
         test_set = data.subset(np.flatnonzero(subjects == held_out))
-
+        # The same for every seed and refit length: computed once per held-out subject.
+        train_set, train_targets = (
+            data.subset(train_rows),
+            _loo_targets(distances, train_rows, data, t),
+        )
+        both_set, both_targets = data.subset(both_rows), _loo_targets(distances, both_rows, data, t)
         played = {"": test_set, **{f"@x{f:g}": _slowed(test_set, f) for f in args.stretch}}
         for seed in args.seeds:
             cfg = replace(config, seed=seed)
             selected = train(
-                train_set=data.subset(train_rows),
+                train_set=train_set,
                 validation_set=val_set,
                 config=cfg,
-                teacher_targets=_loo_targets(distances, train_rows, data, t),
+                teacher_targets=train_targets,
             )
             models = {"selected": selected.model}
             for scale in (1.0, *args.refit_scale):
                 refit = train(
-                    train_set=data.subset(both_rows),
+                    train_set=both_set,
                     validation_set=None,
                     config=replace(cfg, epochs=max(1, round(scale * selected.best_epoch))),
-                    teacher_targets=_loo_targets(distances, both_rows, data, t),
+                    teacher_targets=both_targets,
                 )
                 models["refit" if scale == 1.0 else f"refit*{scale:g}"] = refit.model
             scores = {
