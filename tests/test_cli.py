@@ -204,8 +204,9 @@ def test_fit_one_student(motion_file, tmp_path):
     assert list(document["runs"]) == ["k-NN teacher", "Student (distilled)"]
     assert document["metadata"]["students"] == ["distilled"]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["distilled_seed0.pt"]
-    # the CLI's names, kept without importing torch, are the experiment's
+    # the CLI's names and default refit, kept without importing torch, are the experiment's
     assert tuple(experiment.STUDENTS) == cli.STUDENT_NAMES
+    assert experiment.REFIT_SCALE == cli.REFIT_SCALE
 
 
 def test_fit_refit_scale_reaches_the_experiment(motion_file, tmp_path):

@@ -242,16 +242,23 @@ def test_refit_scale_lengthens_the_refit(motion, tmp_path, monkeypatch):
 
     monkeypatch.setattr(experiment, "train", spy)
     out = tmp_path / "out"
-    result = run(motion, tmp_path, out=out, train_config=replace(TINY, epochs=5), refit_scale=1.5)
+    result = run(motion, tmp_path, out=out, train_config=replace(TINY, epochs=5), refit_scale=2.5)
     for chosen, refit in (epochs[0:2], epochs[2:4]):  # direct, then distilled
-        assert chosen[0] == 5 and refit[0] == max(1, round(1.5 * chosen[1]))
-    assert result.document["metadata"]["refit_scale"] == 1.5
-    assert "then refit on train + validation for 1.5× the chosen epochs" in result.markdown
-    # The refit's length is part of what a saved student is: 1.0 trains them again.
+        assert chosen[0] == 5 and refit[0] == max(1, round(2.5 * chosen[1]))
+    assert result.document["metadata"]["refit_scale"] == 2.5
+    assert "then refit on train + validation for 2.5× the chosen epochs" in result.markdown
+    # The refit's length is part of what a saved student is: the default trains them again.
     epochs.clear()
     again = run(motion, tmp_path, out=out, train_config=replace(TINY, epochs=5))
     assert len(epochs) == 4 and again.document["metadata"]["reused_students"] == []
-    assert "the chosen epochs" not in again.markdown
+    assert again.document["metadata"]["refit_scale"] == experiment.REFIT_SCALE == 1.5
+    for chosen, refit in (epochs[0:2], epochs[2:4]):
+        assert refit[0] == max(1, round(1.5 * chosen[1]))
+    # 1.0 keeps the chosen number of epochs, and the table says nothing about a scale.
+    epochs.clear()
+    same = run(motion, tmp_path, out=out, train_config=replace(TINY, epochs=5), refit_scale=1.0)
+    assert [refit[0] for refit in epochs[1::2]] == [chosen[1] for chosen in epochs[0::2]]
+    assert "the chosen epochs" not in same.markdown
 
 
 def test_an_ensemble_averages_its_students(motion, tmp_path, monkeypatch):
