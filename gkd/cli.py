@@ -240,9 +240,17 @@ def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     raise typer.Exit(code)
 
 
+# What a stopped command leaves for its rerun to pick up, for the Ctrl-C message.
+KEPT_BY_EXPERIMENTS = "finished blocks of distances and trained students"
+KEPT_BY_DISTANCES = "finished blocks of distances"
+
+
 @contextlib.contextmanager
-def _errors(debug: bool) -> Iterator[None]:
-    """Turn exceptions into one line and an exit code; ``debug`` lets them through."""
+def _errors(debug: bool, kept: str | None = None) -> Iterator[None]:
+    """Turn exceptions into one line and an exit code; ``debug`` lets them through.
+
+    ``kept`` names what an interrupted command has saved, which its rerun resumes from.
+    """
     try:
         yield
     except (typer.Exit, typer.Abort, typer.TyperException):
@@ -258,11 +266,8 @@ def _errors(debug: bool) -> Iterator[None]:
     except KeyboardInterrupt:
         if debug:
             raise
-        _fail(
-            "interrupted; finished blocks of distances and trained students are kept: run "
-            "the same command again to resume",
-            EXIT_INTERRUPTED,
-        )
+        resume = f"; {kept} are kept: run the same command again to resume" if kept else ""
+        _fail(f"interrupted{resume}", EXIT_INTERRUPTED)
 
 
 class _Rate(ProgressColumn):
@@ -461,7 +466,7 @@ def mhad(
     checkpoints under --out. About 12 minutes on 2 idle CPU cores (AMD EPYC, 2.4 GHz); --quick
     under two.
     """
-    with _errors(debug):
+    with _errors(debug, KEPT_BY_EXPERIMENTS):
         _check_device(device)
         from gkd.experiment import TeacherConfig, run_mhad
 
@@ -522,7 +527,7 @@ def signum(
     Teacher as in the paper: the hand metric on each hand, the two matrices summed; the
     students read both hands.
     """
-    with _errors(debug):
+    with _errors(debug, KEPT_BY_EXPERIMENTS):
         if data is None:
             _fail(_SIGNUM_HELP, EXIT_USAGE)
         _check_device(device)
@@ -596,7 +601,7 @@ def fit(
     debug: Debug = False,
 ) -> None:
     """The whole experiment on your own data, split by subject."""
-    with _errors(debug):
+    with _errors(debug, KEPT_BY_EXPERIMENTS):
         test = _int_list(test_subjects, "'--test-subjects'")
         validation = _int_list(validation_subjects, "'--validation-subjects'")
         _check_device(device)
@@ -660,7 +665,7 @@ def distances(
     Computed in blocks kept in the cache: if the run is stopped (Ctrl-C or killed), the same
     command resumes from the finished blocks and gives the same matrix bit for bit.
     """
-    with _errors(debug):
+    with _errors(debug, KEPT_BY_DISTANCES):
         from gkd.cache import DistanceCache
         from gkd.datasets import load_npz
 

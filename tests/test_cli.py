@@ -316,6 +316,11 @@ def test_unexpected_errors_and_interruptions(motion_file, tmp_path, monkeypatch)
     result = invoke("fit", motion_file, "--test-subjects", "4", "--cache-dir", tmp_path)
     assert result.exit_code == 130
     assert "run the same command again to resume" in one_error_line(result.output)
+    # predict saves nothing, so there is nothing to resume from
+    monkeypatch.setattr(experiment, "predict_file", interrupt)
+    result = invoke("predict", tmp_path / "any.pt", motion_file)
+    assert result.exit_code == 130
+    assert one_error_line(result.output) == "gkd-run: error: interrupted"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
@@ -540,7 +545,9 @@ def test_ctrl_c_stops_with_one_line_and_keeps_finished_blocks(tmp_path, ctrl_c_e
     returncode, stdout, stderr = ctrl_c_once(args, lambda: bool(cache.block_paths(key)), within=60)
     assert returncode == 130, stderr
     assert stdout == ""
-    assert "run the same command again to resume" in one_error_line(stderr)
+    line = one_error_line(stderr)
+    assert "finished blocks of distances are kept: run the same command again" in line
+    assert "students" not in line  # this command trains none
     assert cache.block_paths(key)
     assert not cache.matrix_path(key).exists()
 
