@@ -133,7 +133,8 @@ Resume = Annotated[
     typer.Option(
         "--resume/--retrain",
         help="Reuse the students an earlier run left in --out/checkpoints with the same data "
-        "and settings, so a stopped run goes on where it stopped (--retrain: train all).",
+        "and settings, so a stopped run goes on where it stopped; with another --refit-scale "
+        "only the refits are trained (--retrain: train all).",
     ),
 ]
 

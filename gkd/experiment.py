@@ -571,29 +571,20 @@ def _format_ms(value: float) -> str:
 # ----------------------------------------------------------------------------- core
 
 
-def _train_student(
+def _select_student(
     config: TrainConfig,
     *,
     train_set: MotionDataset,
     validation_set: MotionDataset,
     targets: np.ndarray | None,
     relations: np.ndarray | None,
-    refit_set: MotionDataset | None,
-    refit_targets: np.ndarray | None,
-    refit_relations: np.ndarray | None,
-    refit_scale: float,
     reporter: Reporter,
     name: str,
-) -> tuple[TrainResult, TrainResult]:
-    """One student: the run that chose its epoch on validation, and the model to score.
-
-    With ``refit_set`` the model to score is trained again on it (train + validation) for
-    ``refit_scale`` times the chosen number of epochs; otherwise it is the chosen run's own
-    model. ``relations`` and ``refit_relations`` are the teacher's distances between those
-    rows (relational term).
-    """
+) -> TrainResult:
+    """The run that chooses a student's epoch on validation (``relations``: the teacher's
+    distances between the training rows, for the relational term)."""
     with reporter.training(name, config.epochs) as callback:
-        result = train(
+        return train(
             train_set=train_set,
             validation_set=validation_set,
             config=config,
@@ -601,11 +592,24 @@ def _train_student(
             teacher_distances=relations,
             progress=callback,
         )
-    if refit_set is None:
-        return result, result
-    epochs = max(1, round(refit_scale * result.best_epoch))
+
+
+def _refit_student(
+    config: TrainConfig,
+    best_epoch: int,
+    *,
+    refit_set: MotionDataset,
+    refit_targets: np.ndarray | None,
+    refit_relations: np.ndarray | None,
+    refit_scale: float,
+    reporter: Reporter,
+    name: str,
+) -> TrainResult:
+    """The model to score: trained again on ``refit_set`` (train + validation) for
+    ``refit_scale`` times the epoch chosen on validation, with ``config`` otherwise."""
+    epochs = max(1, round(refit_scale * best_epoch))
     with reporter.training(f"{name}, refit", epochs) as callback:
-        refitted = train(
+        return train(
             train_set=refit_set,
             validation_set=None,
             config=replace(config, epochs=epochs),
@@ -613,7 +617,6 @@ def _train_student(
             teacher_distances=refit_relations,
             progress=callback,
         )
-    return result, refitted
 
 
 def _digest(*arrays: np.ndarray | None, datasets: Sequence[MotionDataset | None] = ()) -> str:
@@ -647,11 +650,15 @@ def _student_key(config: TrainConfig, method: str, refit: float | None, inputs: 
 
 
 def _resumed_student(
-    path: Path, key: str, reporter: Reporter
-) -> tuple[TrainResult, TrainResult] | None:
-    """The (chosen, scored) pair saved at ``path`` by an earlier run of the same student.
+    path: Path, key: str, selection: str | None, reporter: Reporter
+) -> tuple[TrainResult, TrainResult | None] | None:
+    """What an earlier run of the same student saved at ``path``.
 
-    None, with a message saying why, when there is no such file or it holds another student.
+    (chosen, scored) when the whole student matches ``key``; (chosen, None) when only the
+    run that chose its epoch matches ``selection`` (another refit: only that is trained
+    again; None where a refit cannot reuse it). None, with a message saying why, when there
+    is no such file or it holds another student. The chosen run's own model is not saved
+    when it was refit: its result here carries the checkpoint's model, for its record only.
     """
     if not path.is_file():
         return None
@@ -661,12 +668,16 @@ def _resumed_student(
         reporter.message(f"{path} is unreadable ({error}); training that student again")
         return None
     resume = (info["extra"] or {}).get("resume") or {}
-    if resume.get("key") != key or info["training"] is None:
-        reporter.message(f"{path} holds a student of other data or settings; training it again")
+    if info["training"] is None or "chosen" not in resume:
+        reporter.message(f"{path} has no training record; training that student again")
         return None
-    scored = TrainResult.from_record(model, info["training"], info["class_names"])
     chosen = TrainResult.from_record(model, resume["chosen"], info["class_names"])
-    return chosen, scored
+    if resume.get("key") == key:
+        return chosen, TrainResult.from_record(model, info["training"], info["class_names"])
+    if selection is not None and resume.get("selection") == selection:
+        return chosen, None
+    reporter.message(f"{path} holds a student of other data or settings; training it again")
+    return None
 
 
 def run_experiment(
@@ -759,7 +770,9 @@ def run_experiment(
         checkpoint records a digest of them), instead of training it again: a run stopped
         midway loses only the student it was training. Its test figures are then computed
         from the saved model, and its training record (epoch, validation accuracy, seconds)
-        is the earlier run's. False trains every student.
+        is the earlier run's. A student saved with another refit (another ``refit_scale``,
+        or none) whose epoch was chosen on the same data and settings is only refit: the
+        run that chose the epoch is not repeated. False trains every student.
 
     Returns
     -------
@@ -940,14 +953,21 @@ def run_experiment(
     clock = time.perf_counter()
     # What the students learn from, for the resume keys: their sequences and the teacher's
     # targets (the relational term's distances follow from the teacher's settings and data).
+    # The selection keys leave out the refit's rows and targets: a run that only changes the
+    # refit reuses the runs that chose the epochs.
     inputs: dict[str, str] = {}
+    selection_inputs: dict[str, str] = {}
     if out is not None:
-        shared = _digest(datasets=(train_set, validation_set, refit_set))
-        shared += json.dumps(checkpoint_extra, sort_keys=True)
+        settings = json.dumps(checkpoint_extra, sort_keys=True)
+        shared = _digest(datasets=(train_set, validation_set, refit_set)) + settings
         inputs = {short: shared for short in methods}
+        chosen_on = _digest(datasets=(train_set, validation_set)) + settings
+        selection_inputs = {short: chosen_on for short in methods}
         if distilling:
             inputs["distilled"] += _digest(train_targets, refit_targets)
-    reused: list[str] = []
+            selection_inputs["distilled"] += _digest(train_targets)
+    reused: list[str] = []  # students saved by an earlier run, whole
+    reselected: list[str] = []  # students whose chosen run came from an earlier run
     effective: TrainConfig | None = None
     for seed in seeds:
         members = member_seeds(int(seed), ensemble)
@@ -961,27 +981,51 @@ def run_experiment(
                 config = replace(base_config, seed=member_seed, device=device, threads=threads)
                 stem = f"{short}_seed{seed}" + (f"_member{member}" if ensemble > 1 else "")
                 path = None if out is None else out / "checkpoints" / f"{stem}.pt"
-                refit_key = refit_scale if refit else None
-                key = "" if path is None else _student_key(config, method, refit_key, inputs[short])
-                earlier = _resumed_student(path, key, reporter) if path and resume else None
+                key = selection = ""
+                if path is not None:
+                    refit_key = refit_scale if refit else None
+                    key = _student_key(config, method, refit_key, inputs[short])
+                    selection = _student_key(config, method, None, selection_inputs[short])
+                earlier = (
+                    _resumed_student(path, key, selection if refit else None, reporter)
+                    if path and resume
+                    else None
+                )
+                selected: TrainResult | None = None
                 if earlier is not None:
                     result, selected = earlier
-                    reused.append(f"{stem}.pt")
-                    reporter.message(f"{name}: reusing {path} (trained by an earlier run)")
+                    if selected is not None:  # the whole student: nothing to train or save
+                        reused.append(f"{stem}.pt")
+                        reporter.message(f"{name}: reusing {path} (trained by an earlier run)")
+                    else:
+                        reselected.append(f"{stem}.pt")
+                        reporter.message(
+                            f"{name}: reusing the epoch an earlier run chose ({path}); refitting"
+                        )
                 else:
-                    result, selected = _train_student(
+                    result = _select_student(
                         config,
                         train_set=train_set,
                         validation_set=validation_set,
                         targets=targets,
                         relations=None if targets is None else train_relations,
-                        refit_set=refit_set,
-                        refit_targets=None if targets is None else refit_targets,
-                        refit_relations=None if targets is None else refit_relations,
-                        refit_scale=refit_scale,
                         reporter=reporter,
                         name=name,
                     )
+                trained = selected is None
+                if selected is None:
+                    selected = result
+                    if refit_set is not None:
+                        selected = _refit_student(
+                            config,
+                            result.best_epoch,
+                            refit_set=refit_set,
+                            refit_targets=None if targets is None else refit_targets,
+                            refit_relations=None if targets is None else refit_relations,
+                            refit_scale=refit_scale,
+                            reporter=reporter,
+                            name=name,
+                        )
                 # The config as trained (e.g. preprocessing filled in from the landmarks).
                 effective = effective or result.config
                 chosen.append(result)
@@ -991,12 +1035,13 @@ def run_experiment(
                     f"{100 * (result.best_validation_accuracy or 0):.1f} %"
                 )
                 if path is not None:
-                    if earlier is None:
+                    if trained:
+                        resumable = {"key": key, "selection": selection, "chosen": result.record()}
                         extra = {
                             **checkpoint_extra,
                             "method": method,
                             "member_seed": member_seed,
-                            "resume": {"key": key, "chosen": result.record()},
+                            "resume": resumable,
                         }
                         save_checkpoint(path, selected, extra=extra)
                     files.append(path)
@@ -1072,6 +1117,7 @@ def run_experiment(
         "refit": refit,
         "refit_scale": refit_scale,
         "reused_students": reused,
+        "reused_selections": reselected,
         "student_device": str(resolve_device(device)),
         "machine": _machine(threads),
         "stage_seconds": stages,
@@ -1187,6 +1233,12 @@ def _markdown(
         lines[-1] += (
             f" {len(reused)} of them came from an earlier run's checkpoints (same data and "
             f"settings), with that run's training record: {', '.join(reused)}."
+        )
+    reselected = info.get("reused_selections") or []
+    if reselected:
+        lines[-1] += (
+            f" {len(reselected)} were only refit here, on the epoch an earlier run chose "
+            f"with the same data and settings: {', '.join(reselected)}."
         )
     gpu = [
         (method, [r["infer_ms_gpu"] for r in method_runs if r.get("infer_ms_gpu") is not None])

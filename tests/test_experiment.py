@@ -231,34 +231,78 @@ def test_refit_trains_again_on_train_and_validation(motion, tmp_path, monkeypatc
     assert sizes == [(n_train, False), (n_train, False)]
 
 
-def test_refit_scale_lengthens_the_refit(motion, tmp_path, monkeypatch):
-    epochs = []
+def spy_on_training(monkeypatch) -> list[tuple[int, bool, int]]:
+    """Every training run from now on: (epochs asked, on a validation set?, best epoch)."""
+    calls = []
     real_train = experiment.train
 
     def spy(**kwargs):
         result = real_train(**kwargs)
-        epochs.append((kwargs["config"].epochs, result.best_epoch))
+        calls.append(
+            (kwargs["config"].epochs, kwargs["validation_set"] is not None, result.best_epoch)
+        )
         return result
 
     monkeypatch.setattr(experiment, "train", spy)
-    out = tmp_path / "out"
-    result = run(motion, tmp_path, out=out, train_config=replace(TINY, epochs=5), refit_scale=2.5)
-    for chosen, refit in (epochs[0:2], epochs[2:4]):  # direct, then distilled
-        assert chosen[0] == 5 and refit[0] == max(1, round(2.5 * chosen[1]))
-    assert result.document["metadata"]["refit_scale"] == 2.5
-    assert "then refit on train + validation for 2.5× the chosen epochs" in result.markdown
-    # The refit's length is part of what a saved student is: the default trains them again.
-    epochs.clear()
-    again = run(motion, tmp_path, out=out, train_config=replace(TINY, epochs=5))
-    assert len(epochs) == 4 and again.document["metadata"]["reused_students"] == []
+    return calls
+
+
+def test_refit_scale_lengthens_the_refit(motion, tmp_path, monkeypatch):
+    calls = spy_on_training(monkeypatch)
+    out, config = tmp_path / "out", replace(TINY, epochs=5)
+    first = run(motion, tmp_path, out=out, train_config=config, refit_scale=2.5)
+    chosen = [best for epochs, selecting, best in calls if selecting]  # direct, distilled
+    assert [epochs for epochs, selecting, _ in calls if selecting] == [5, 5]
+    assert [epochs for epochs, selecting, _ in calls if not selecting] == [
+        max(1, round(2.5 * best)) for best in chosen
+    ]
+    assert first.document["metadata"]["refit_scale"] == 2.5
+    assert "then refit on train + validation for 2.5× the chosen epochs" in first.markdown
+    # Another scale (here the default) reuses the runs that chose the epochs: refits only.
+    calls.clear()
+    again = run(motion, tmp_path, out=out, train_config=config)
     assert again.document["metadata"]["refit_scale"] == experiment.REFIT_SCALE == 1.5
-    for chosen, refit in (epochs[0:2], epochs[2:4]):
-        assert refit[0] == max(1, round(1.5 * chosen[1]))
+    assert [(epochs, selecting) for epochs, selecting, _ in calls] == [
+        (max(1, round(1.5 * best)), False) for best in chosen
+    ]
+    assert again.document["metadata"]["reused_students"] == []
+    assert again.document["metadata"]["reused_selections"] == [
+        "direct_seed0.pt",
+        "distilled_seed0.pt",
+    ]
+    assert "2 were only refit here, on the epoch an earlier run chose" in again.markdown
+    for method in (DIRECT, DISTILLED):
+        assert again.runs[method][0]["best_epoch"] == first.runs[method][0]["best_epoch"]
     # 1.0 keeps the chosen number of epochs, and the table says nothing about a scale.
-    epochs.clear()
-    same = run(motion, tmp_path, out=out, train_config=replace(TINY, epochs=5), refit_scale=1.0)
-    assert [refit[0] for refit in epochs[1::2]] == [chosen[1] for chosen in epochs[0::2]]
+    calls.clear()
+    same = run(motion, tmp_path, out=out, train_config=config, refit_scale=1.0)
+    assert [(epochs, selecting) for epochs, selecting, _ in calls] == [
+        (best, False) for best in chosen
+    ]
     assert "the chosen epochs" not in same.markdown
+
+
+def test_a_student_only_refit_is_the_one_a_fresh_run_trains(motion, tmp_path, monkeypatch):
+    config = replace(TINY, epochs=5)
+    out = tmp_path / "out"
+    run(motion, tmp_path, out=out, train_config=config, refit=False)
+    calls = spy_on_training(monkeypatch)
+    refit_only = run(motion, tmp_path, out=out, train_config=config, refit_scale=2.0)
+    assert [selecting for _, selecting, _ in calls] == [False, False]  # after --no-refit too
+    fresh = run(motion, tmp_path, out=tmp_path / "fresh", train_config=config, refit_scale=2.0)
+    for method in (DIRECT, DISTILLED):
+        for key in ("accuracy", "f1", "best_epoch", "validation_accuracy"):
+            assert refit_only.runs[method][0][key] == fresh.runs[method][0][key]
+    for name in ("direct_seed0.pt", "distilled_seed0.pt"):
+        weights = [
+            load_checkpoint(folder / "checkpoints" / name)[0].state_dict()
+            for folder in (out, tmp_path / "fresh")
+        ]
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    # The selected model itself was not kept by a refit run: --no-refit trains it again.
+    calls.clear()
+    run(motion, tmp_path, out=out, train_config=config, refit=False)
+    assert [selecting for _, selecting, _ in calls] == [True, True]
 
 
 def test_an_ensemble_averages_its_students(motion, tmp_path, monkeypatch):
