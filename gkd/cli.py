@@ -464,8 +464,8 @@ def mhad(
 
     Teacher distances (cached), k-NN with k chosen on validation, the directly trained
     transformer and the distilled student; prints the table and writes results, plots and
-    checkpoints under --out. About 12 minutes on 2 idle CPU cores (AMD EPYC, 2.4 GHz); --quick
-    under two.
+    checkpoints under --out. About 10 minutes on 2 idle CPU cores (Intel Xeon); --quick under
+    two.
     """
     with _errors(debug, KEPT_BY_EXPERIMENTS):
         _check_device(device)
