@@ -10,11 +10,17 @@ adopted only if it wins by more than twice that standard error.
 Each side may be several files (the seeds are usually split over two lanes); their lines are
 joined in the order given, so give both sides' files in the same seed order.
 
+``tune_mhad.py --refit-check`` prints one line per fold and seed instead, with a score per
+model (``selected``, ``refit``, ``refit*1.5``, ...). Name the models as methods to compare two
+of them on the same lines: ``--method refit*1.5 --variant-method refit*2``.
+
 Usage::
 
     python benches/cv_compare.py \\
         --baseline docs/cv/cv-local_warp-0.3-0-1.jsonl docs/cv/cv-local_warp-0.3-2-3.jsonl \\
         --variant runs/cv-V-0-1.jsonl runs/cv-V-2-3.jsonl
+    python benches/cv_compare.py --baseline R-0-1.jsonl R-2-3.jsonl \\
+        --variant R-0-1.jsonl R-2-3.jsonl --method 'refit*1.5' --variant-method 'refit*2'
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ def speed_means(files: list[Path], method: str) -> tuple[list[float], list[str]]
             if not line.strip():
                 continue
             record = json.loads(line)
+            if "refit_check" in record:  # one fold and seed per line, one score per model
+                scores.append(100 * sum(_refit_score(path, record, method + s) for s in SPEEDS) / 3)
+                names.append(method)
+                continue
             columns = [record["all"].get(method + speed, []) for speed in SPEEDS]
             if not all(columns) or len({len(c) for c in columns}) != 1:
                 raise SystemExit(
@@ -47,17 +57,37 @@ def speed_means(files: list[Path], method: str) -> tuple[list[float], list[str]]
     return scores, names
 
 
+def _refit_score(path: Path, record: dict, column: str) -> float:
+    if column not in record:
+        models = sorted(
+            {key.split("@")[0] for key in record} - {"refit_check", "validation", "seed", "epoch"}
+        )
+        raise SystemExit(
+            f"{path}: no {column!r} score in the refit check of subject {record['refit_check']}, "
+            f"seed {record['seed']} (its columns: {', '.join(models)}; --stretch 1.25 0.8 gives "
+            "the @x speeds)"
+        )
+    return float(record[column])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--baseline", type=Path, nargs="+", required=True)
     parser.add_argument("--variant", type=Path, nargs="+", required=True)
-    parser.add_argument("--method", choices=["direct", "distilled"], default="distilled")
+    parser.add_argument(
+        "--method",
+        default="distilled",
+        help="direct or distilled; for --refit-check lines a model: selected, refit, refit*1.5",
+    )
+    parser.add_argument(
+        "--variant-method", default=None, help="the variant side's method (default: --method)"
+    )
     args = parser.parse_args()
 
     base, base_names = speed_means(args.baseline, args.method)
-    new, new_names = speed_means(args.variant, args.method)
+    new, new_names = speed_means(args.variant, args.variant_method or args.method)
     if len(base) != len(new):
         raise SystemExit(
             f"the baseline has {len(base)} fold × seed scores and the variant {len(new)}: "
@@ -69,7 +99,8 @@ def main() -> None:
     se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1) / n) if n > 1 else math.nan
     won = sum(d > 0 for d in diffs)
     ties = sum(d == 0 for d in diffs)
-    print(f"{args.method}, mean over x1 / x1.25 / x0.8, {n} fold x seed pairs")
+    compared = f"{args.variant_method or args.method} vs {args.method}"
+    print(f"{compared}, mean over x1 / x1.25 / x0.8, {n} fold x seed pairs")
     print(f"baseline {', '.join(dict.fromkeys(base_names))}: {sum(base) / n:.1f}")
     print(f"variant  {', '.join(dict.fromkeys(new_names))}: {sum(new) / n:.1f}")
     print(f"difference {mean:+.2f} (SE {se:.2f}), won {won} of {n}, {ties} tied")
