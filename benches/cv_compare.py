@@ -37,12 +37,14 @@ def speed_means(files: list[Path], method: str) -> tuple[list[float], list[str]]
     """Per fold × seed, the held-out accuracy (%) averaged over the three speeds."""
     scores: list[float] = []
     names: list[str] = []
+    students: set[str] = set()
     for path in files:
         for line in path.read_text().splitlines():
             if not line.strip():
                 continue
             record = json.loads(line)
             if "refit_check" in record:  # one fold and seed per line, one score per model
+                students.add(record.get("student", "distilled"))  # older lines: distilled only
                 scores.append(100 * sum(_refit_score(path, record, method + s) for s in SPEEDS) / 3)
                 names.append(method)
                 continue
@@ -54,13 +56,19 @@ def speed_means(files: list[Path], method: str) -> tuple[list[float], list[str]]
                 )
             scores += [100 * sum(triple) / 3 for triple in zip(*columns, strict=True)]
             names.append(record["variant"])
+    if len(students) > 1:
+        raise SystemExit(
+            f"{', '.join(map(str, files))} hold refit checks of {' and '.join(sorted(students))} "
+            "students: give one student's lines per side"
+        )
     return scores, names
 
 
 def _refit_score(path: Path, record: dict, column: str) -> float:
     if column not in record:
         models = sorted(
-            {key.split("@")[0] for key in record} - {"refit_check", "validation", "seed", "epoch"}
+            {key.split("@")[0] for key in record}
+            - {"refit_check", "validation", "seed", "student", "epoch"}
         )
         raise SystemExit(
             f"{path}: no {column!r} score in the refit check of subject {record['refit_check']}, "

@@ -27,7 +27,8 @@ A direct transformer is trained only when the variant changes it, and never with
 ``--methods distilled`` (a third less time when only the distilled student's score decides,
 as it does under the rule in docs/results.md). ``--refit-check`` instead
 compares, per held-out subject, a distilled student selected on a validation subject with
-one refit on training + validation subjects (gkd-run's default); ``--ensemble-check``
+one refit on training + validation subjects (gkd-run's default; ``--methods direct`` does the
+same for the direct transformer); ``--ensemble-check``
 compares single students with the mean of their probabilities over ``--seeds`` (gkd-run's
 ``--ensemble``).
 
@@ -56,6 +57,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from collections.abc import Sequence
@@ -251,7 +253,8 @@ def _refit_check(data, distances: np.ndarray, config: TrainConfig, args, t: floa
     For each held-out subject, the last remaining tuning subject validates; the refit trains
     on all remaining subjects for the epoch count chosen on validation (``--refit`` of gkd-run),
     and for each ``--refit-scale`` that many times as long. Every model is also scored on the
-    held-out subject played back at each ``--stretch``.
+    held-out subject played back at each ``--stretch``. One line per subject, seed and student
+    (``--methods``: the distilled student unless told otherwise).
     """
     subjects = data.subjects
     for held_out in args.subjects:
@@ -267,13 +270,14 @@ def _refit_check(data, distances: np.ndarray, config: TrainConfig, args, t: floa
         )
         both_set, both_targets = data.subset(both_rows), _loo_targets(distances, both_rows, data, t)
         played = {"": test_set, **{f"@x{f:g}": _slowed(test_set, f) for f in args.stretch}}
-        for seed in args.seeds:
+        for seed, method in itertools.product(args.seeds, args.methods):
+            distilled = method == "distilled"
             cfg = replace(config, seed=seed)
             selected = train(
                 train_set=train_set,
                 validation_set=val_set,
                 config=cfg,
-                teacher_targets=train_targets,
+                teacher_targets=train_targets if distilled else None,
             )
             models = {"selected": selected.model}
             for scale in (1.0, *args.refit_scale):
@@ -281,7 +285,7 @@ def _refit_check(data, distances: np.ndarray, config: TrainConfig, args, t: floa
                     train_set=both_set,
                     validation_set=None,
                     config=replace(cfg, epochs=max(1, round(scale * selected.best_epoch))),
-                    teacher_targets=both_targets,
+                    teacher_targets=both_targets if distilled else None,
                 )
                 models["refit" if scale == 1.0 else f"refit*{scale:g}"] = refit.model
             scores = {
@@ -290,7 +294,7 @@ def _refit_check(data, distances: np.ndarray, config: TrainConfig, args, t: floa
                 for speed, held in played.items()
             }
             record = {"refit_check": held_out, "validation": rest[-1], "seed": seed}
-            record["epoch"] = selected.best_epoch
+            record.update(student=method, epoch=selected.best_epoch)
             print(json.dumps({**record, **scores}), flush=True)
 
 
@@ -399,8 +403,9 @@ def main() -> None:
         "--methods",
         nargs="+",
         choices=["direct", "distilled"],
-        default=["direct", "distilled"],
-        help="students to train (default both; a direct one only when the variant changes it)",
+        default=None,
+        help="students to train (default both, a direct one only when the variant changes it; "
+        "with --refit-check the distilled one)",
     )
     parser.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
@@ -442,6 +447,8 @@ def main() -> None:
         "aligned on its own and the distances summed (default: the whole skeleton)",
     )
     args = parser.parse_args()
+    if args.methods is None:
+        args.methods = ["distilled"] if args.refit_check else ["direct", "distilled"]
     try:
         resolve_device(args.device)  # fail before any work, not at the first student
     except ValueError as error:
