@@ -47,6 +47,7 @@ Usage::
     python benches/tune_mhad.py --variants 'distances=false' --threads 1 --out cv.jsonl
     python benches/tune_mhad.py --refit-check --seeds 0 1
     python benches/tune_mhad.py --refit-check --refit-scale 1.5 --stretch 1.25 0.8
+    python benches/tune_mhad.py --refit-check --methods direct --refit-scale 1.5 2 --stretch 1.25
     python benches/tune_mhad.py --ensemble-check --seeds 0 1 2 --threads 1
     python benches/tune_mhad.py --variants default positions=frame --stretch 1.25 0.8
     python benches/tune_mhad.py --knn-check --stretch 1.25 0.8
@@ -420,7 +421,8 @@ def main() -> None:
     parser.add_argument(
         "--refit-check",
         action="store_true",
-        help="instead: distilled students selected on validation vs refit on train + validation",
+        help="instead: students (distilled unless --methods says) selected on validation vs "
+        "refit on train + validation",
     )
     parser.add_argument(
         "--refit-scale",
