@@ -47,7 +47,8 @@ Usage::
     python benches/tune_mhad.py --variants 'distances=false' --threads 1 --out cv.jsonl
     python benches/tune_mhad.py --refit-check --seeds 0 1
     python benches/tune_mhad.py --refit-check --refit-scale 1.5 --stretch 1.25 0.8
-    python benches/tune_mhad.py --refit-check --methods direct --refit-scale 1.5 2 --stretch 1.25
+    python benches/tune_mhad.py --refit-check --methods direct --refit-scale 1.5 2 \\
+        --stretch 1.25 0.8
     python benches/tune_mhad.py --ensemble-check --seeds 0 1 2 --threads 1
     python benches/tune_mhad.py --variants default positions=frame --stretch 1.25 0.8
     python benches/tune_mhad.py --knn-check --stretch 1.25 0.8
