@@ -65,6 +65,7 @@ def speed_means(files: list[Path], method: str) -> tuple[list[float], list[str]]
 
 
 def _refit_score(path: Path, record: dict, column: str) -> float:
+    """One model's held-out accuracy (0-1) from a refit-check line, or a clear exit."""
     if column not in record:
         models = sorted(
             {key.split("@")[0] for key in record}
