@@ -12,6 +12,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import re
 import sys
@@ -120,14 +121,6 @@ Refit = Annotated[
         "and report that model (--no-refit: the model selected on validation).",
     ),
 ]
-RefitScale = Annotated[
-    float,
-    typer.Option(
-        min=0.01,
-        help="The refit trains for this many times the epochs chosen on validation "
-        "(1.5 beat 1 in a check on UTD-MHAD training subjects).",
-    ),
-]
 Resume = Annotated[
     bool,
     typer.Option(
@@ -139,7 +132,7 @@ Resume = Annotated[
 ]
 
 STUDENT_NAMES = ("direct", "distilled")  # gkd.experiment.STUDENTS, without importing torch
-REFIT_SCALE = 1.5  # gkd.experiment.REFIT_SCALE, likewise
+REFIT_SCALES = {"direct": 2.0, "distilled": 1.5}  # gkd.experiment.REFIT_SCALES, likewise
 
 
 def _check_students(text: str) -> str:
@@ -183,6 +176,53 @@ def _check_temperature(text: str) -> str:
     return text
 
 
+def _refit_scale(text: str | None) -> float | dict[str, float] | None:
+    """``--refit-scale``: one positive number for every student, or ``student=number`` pairs
+    separated by commas (the students not named keep their defaults)."""
+    if text is None:
+        return None
+    hint = "'--refit-scale'"
+    if "=" not in text:
+        return _positive_number(text, hint)
+    scales: dict[str, float] = {}
+    for item in _name_list(text):
+        name, _, value = (part.strip() for part in item.partition("="))
+        if name not in STUDENT_NAMES:
+            raise typer.BadParameter(
+                f"expected a number or direct=N,distilled=N, got student {name!r} in {text!r}",
+                param_hint=hint,
+            )
+        scales[name] = _positive_number(value, hint)
+    return scales
+
+
+def _positive_number(text: str, hint: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise typer.BadParameter(f"must be a positive number, got {text!r}", param_hint=hint)
+    return value
+
+
+def _check_refit_scale(text: str | None) -> str | None:
+    """Reject a bad ``--refit-scale`` while parsing, as a usage error."""
+    _refit_scale(text)
+    return text
+
+
+RefitScale = Annotated[
+    str | None,
+    typer.Option(
+        callback=_check_refit_scale,
+        metavar="SCALE",
+        help="The refit trains for this many times the epochs chosen on validation: one number "
+        "for both students, or one per student, e.g. distilled=2 (default: "
+        + ",".join(f"{short}={scale:g}" for short, scale in REFIT_SCALES.items())
+        + ", chosen by refit checks on UTD-MHAD training subjects).",
+    ),
+]
 Temperature = Annotated[
     str,
     typer.Option(
@@ -445,7 +485,7 @@ def mhad(
     threads: Threads = None,
     quick: Quick = False,
     refit: Refit = True,
-    refit_scale: RefitScale = REFIT_SCALE,
+    refit_scale: RefitScale = None,
     resume: Resume = True,
     temperature: Temperature = f"{DEFAULT_TEMPERATURE:g}",
     train_config: TrainConfigOption = None,
@@ -480,7 +520,7 @@ def mhad(
             students=_name_list(students),
             teacher=TeacherConfig(temperature=_temperature(temperature)),
             refit=refit,
-            refit_scale=refit_scale,
+            refit_scale=_refit_scale(refit_scale),
             resume=resume,
             train_config=_train_settings(train_config),
             out=out or Path("gkd-runs") / f"mhad-{protocol}",
@@ -515,7 +555,7 @@ def signum(
     threads: Threads = None,
     quick: Quick = False,
     refit: Refit = True,
-    refit_scale: RefitScale = REFIT_SCALE,
+    refit_scale: RefitScale = None,
     resume: Resume = True,
     temperature: Temperature = f"{DEFAULT_TEMPERATURE:g}",
     train_config: TrainConfigOption = None,
@@ -547,7 +587,7 @@ def signum(
                 temperature=_temperature(temperature),
             ),
             refit=refit,
-            refit_scale=refit_scale,
+            refit_scale=_refit_scale(refit_scale),
             resume=resume,
             train_config=_train_settings(train_config),
             out=out or Path("gkd-runs") / "signum",
@@ -593,7 +633,7 @@ def fit(
     threads: Threads = None,
     quick: Quick = False,
     refit: Refit = True,
-    refit_scale: RefitScale = REFIT_SCALE,
+    refit_scale: RefitScale = None,
     resume: Resume = True,
     temperature: Temperature = f"{DEFAULT_TEMPERATURE:g}",
     train_config: TrainConfigOption = None,
@@ -627,7 +667,7 @@ def fit(
             ensemble=ensemble,
             students=_name_list(students),
             refit=refit,
-            refit_scale=refit_scale,
+            refit_scale=_refit_scale(refit_scale),
             resume=resume,
             train_config=_train_settings(train_config),
             out=out or Path("gkd-runs") / data.stem,

@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -88,7 +89,7 @@ __all__ = [
     "DEFAULT_TEMPERATURES",
     "MHAD_EPOCHS",
     "QUICK_EPOCHS",
-    "REFIT_SCALE",
+    "REFIT_SCALES",
     "ExperimentResult",
     "Predictions",
     "Reporter",
@@ -109,11 +110,17 @@ __all__ = [
 MHAD_EPOCHS = 200
 QUICK_EPOCHS = 8
 
-# The refit's length in chosen epochs. Its schedule is squeezed into those epochs, so at 1.0 it
-# gets less learning than the chosen run had (56 against 87 peak-rate epochs at epoch 110 of
-# 200); in the refit check on UTD-MHAD's training subjects 1, 3, 5 (benches/tune_mhad.py
-# --refit-check) 1.5 beat 1.0 by 2.2 points, standard error 0.6, 10 of 12 won: docs/results.md.
-REFIT_SCALE = 1.5
+# The refit's length in chosen epochs, per student. Its schedule is squeezed into those epochs,
+# so at 1.0 it gets less learning than the chosen run had (56 against 87 peak-rate epochs at
+# epoch 110 of 200). In the refit check on UTD-MHAD's training subjects 1, 3, 5
+# (benches/tune_mhad.py --refit-check; docs/results.md) 1.5 beat 1.0 for the distilled student
+# by 2.2 points (standard error 0.6, 10 of 12 won) and 2 did not beat 1.5 (+0.5, SE 0.3); for
+# the direct transformer 2 beat 1.5 by 1.5 points (SE 0.4, 10 of 12 won).
+REFIT_SCALES: Mapping[str, float] = MappingProxyType({"direct": 2.0, "distilled": 1.5})
+
+RefitScale = float | Mapping[str, float] | None
+"""One refit length for every student, or lengths by student name (the others keep
+:data:`REFIT_SCALES`'); None: :data:`REFIT_SCALES`."""
 
 # Softmax temperatures on min-max normalised distances (range 1): the paper's d̃ spans [0, 1],
 # so useful temperatures are far below 1 (at T = 1 every target is almost uniform).
@@ -564,6 +571,31 @@ def _students(students: Sequence[str]) -> list[str]:
     return [short for short in STUDENTS if short in names]
 
 
+def _refit_scales(refit_scale: RefitScale, students: Sequence[str]) -> dict[str, float]:
+    """Each student's refit length: ``refit_scale`` resolved against :data:`REFIT_SCALES`."""
+    if refit_scale is None:
+        chosen = dict(REFIT_SCALES)
+    elif isinstance(refit_scale, Mapping):
+        unknown = [name for name in refit_scale if name not in STUDENTS]
+        if unknown:
+            raise ValueError(
+                f"refit_scale names unknown student {unknown[0]!r}: "
+                f"choose from {', '.join(STUDENTS)}"
+            )
+        chosen = {**REFIT_SCALES, **refit_scale}
+    else:
+        chosen = dict.fromkeys(STUDENTS, refit_scale)
+    scales = {short: chosen[short] for short in students}
+    for short, scale in scales.items():
+        if isinstance(scale, bool) or not (
+            isinstance(scale, int | float) and math.isfinite(scale) and scale > 0
+        ):
+            raise ValueError(
+                f"refit_scale of the {short} student must be a positive number, got {scale!r}"
+            )
+    return {short: float(scale) for short, scale in scales.items()}
+
+
 def _format_ms(value: float) -> str:
     return f"{value:.3g}" if 1e-3 <= value < 1e5 else f"{value:.2e}"
 
@@ -693,7 +725,7 @@ def run_experiment(
     ensemble: int = 1,
     students: Sequence[str] = tuple(STUDENTS),
     refit: bool = True,
-    refit_scale: float = REFIT_SCALE,
+    refit_scale: RefitScale = None,
     out: Path | None = None,
     title: str | None = None,
     cache_dir: Path | None = None,
@@ -741,12 +773,15 @@ def run_experiment(
         UTD-MHAD subjects 1, 3 and 5 (``benches/tune_mhad.py --refit-check``) the refit
         student was better on every held-out subject and seed. False: report the model
         selected on validation.
-    refit_scale : float, default :data:`REFIT_SCALE` (1.5)
-        The refit trains for this many times the epochs chosen on validation (rounded). Its
-        learning-rate schedule is compressed into those epochs, so at 1.0 it gets less
-        learning than the chosen run had by its chosen epoch (56 against 87 peak-rate
-        epochs at epoch 110 of 200); in the refit check on UTD-MHAD's training subjects 1.5
-        beat 1.0 by 2.2 points (standard error 0.6, 10 of 12 won; docs/results.md).
+    refit_scale : float or mapping of str to float, optional
+        The refit trains for this many times the epochs chosen on validation (rounded): one
+        number for every student, or numbers by student name, e.g. ``{"direct": 1.5}``;
+        default :data:`REFIT_SCALES` (direct 2, distilled 1.5). Its learning-rate schedule
+        is compressed into those epochs, so at 1.0 it gets less learning than the chosen run
+        had by its chosen epoch (56 against 87 peak-rate epochs at epoch 110 of 200). The
+        defaults won the refit check on UTD-MHAD's training subjects (docs/results.md):
+        1.5 beat 1.0 for the distilled student by 2.2 points (standard error 0.6) and 2 did
+        not beat 1.5; for the direct transformer 2 beat 1.5 by 1.5 points (SE 0.4).
     out : pathlib.Path, optional
         Folder for ``results.md``, ``results.json``, ``plots/`` and ``checkpoints/``; None
         writes nothing.
@@ -796,8 +831,7 @@ def run_experiment(
     if timing_repeats < 1:
         raise ValueError(f"timing_repeats must be >= 1, got {timing_repeats}")
     methods = _students(students)
-    if not (math.isfinite(refit_scale) and refit_scale > 0):
-        raise ValueError(f"refit_scale must be a positive number, got {refit_scale!r}")
+    refit_scales = _refit_scales(refit_scale, methods)
     n = len(dataset)
     train_rows = _check_index(train_index, n, "train_index")
     validation_rows = _check_index(validation_index, n, "validation_index")
@@ -983,7 +1017,7 @@ def run_experiment(
                 path = None if out is None else out / "checkpoints" / f"{stem}.pt"
                 key = selection = ""
                 if path is not None:
-                    refit_key = refit_scale if refit else None
+                    refit_key = refit_scales[short] if refit else None
                     key = _student_key(config, method, refit_key, inputs[short])
                     selection = _student_key(config, method, None, selection_inputs[short])
                 earlier = (
@@ -1022,7 +1056,7 @@ def run_experiment(
                             refit_set=refit_set,
                             refit_targets=None if targets is None else refit_targets,
                             refit_relations=None if targets is None else refit_relations,
-                            refit_scale=refit_scale,
+                            refit_scale=refit_scales[short],
                             reporter=reporter,
                             name=name,
                         )
@@ -1115,7 +1149,7 @@ def run_experiment(
         "ensemble": int(ensemble),
         "students": list(methods),
         "refit": refit,
-        "refit_scale": refit_scale,
+        "refit_scale": refit_scales,
         "reused_students": reused,
         "reused_selections": reselected,
         "student_device": str(resolve_device(device)),
@@ -1177,6 +1211,15 @@ def _plots(
     return files
 
 
+def _refit_note(scales: dict[str, float]) -> str:
+    """How long the refits were, for the notes under the table."""
+    if len(set(scales.values())) == 1:
+        scale = next(iter(scales.values()))
+        return "" if scale == 1.0 else f" for {scale:g}× the chosen epochs"
+    each = ", ".join(f"{short} {scale:g}×" for short, scale in scales.items())
+    return f" for a multiple of the chosen epochs ({each})"
+
+
 def _markdown(
     summary: dict[str, Any], title: str, info: dict[str, Any], runs: dict[str, list[dict]]
 ) -> str:
@@ -1216,11 +1259,7 @@ def _markdown(
         f"Students: {epochs} epoch{'' if epochs == 1 else 's'} on {info['student_device']}, "
         f"epoch chosen on validation ({best})"
         + (", then refit on train + validation" if info["refit"] else "")
-        + (
-            f" for {info['refit_scale']:g}× the chosen epochs"
-            if info["refit"] and info.get("refit_scale", 1.0) != 1.0
-            else ""
-        )
+        + (_refit_note(info["refit_scale"]) if info["refit"] else "")
         + (
             f"; each model is an ensemble of {info['ensemble']} students"
             if info.get("ensemble", 1) > 1
@@ -1379,7 +1418,7 @@ def run_mhad(
     teacher: TeacherConfig | None = None,
     train_config: TrainSettings = None,
     refit: bool = True,
-    refit_scale: float = REFIT_SCALE,
+    refit_scale: RefitScale = None,
     out: Path | None = None,
     cache_dir: Path | None = None,
     threads: int | None = None,
@@ -1488,7 +1527,7 @@ def run_signum(
     teacher: TeacherConfig | None = None,
     train_config: TrainSettings = None,
     refit: bool = True,
-    refit_scale: float = REFIT_SCALE,
+    refit_scale: RefitScale = None,
     out: Path | None = None,
     cache_dir: Path | None = None,
     threads: int | None = None,
@@ -1574,7 +1613,7 @@ def run_npz(
     students: Sequence[str] = tuple(STUDENTS),
     train_config: TrainSettings = None,
     refit: bool = True,
-    refit_scale: float = REFIT_SCALE,
+    refit_scale: RefitScale = None,
     out: Path | None = None,
     cache_dir: Path | None = None,
     threads: int | None = None,

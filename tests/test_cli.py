@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import typer
 from typer.testing import CliRunner
 
 import gkd.cache as cache_module
@@ -207,18 +208,24 @@ def test_fit_one_student(motion_file, tmp_path):
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["distilled_seed0.pt"]
     # the CLI's names and default refit, kept without importing torch, are the experiment's
     assert tuple(experiment.STUDENTS) == cli.STUDENT_NAMES
-    assert experiment.REFIT_SCALE == cli.REFIT_SCALE
+    assert dict(experiment.REFIT_SCALES) == cli.REFIT_SCALES
 
 
-def test_fit_refit_scale_reaches_the_experiment(motion_file, tmp_path):
+@pytest.mark.parametrize(
+    ("option", "scales"),
+    [("2", {"direct": 2.0, "distilled": 2.0}), ("distilled=3", {"direct": 2.0, "distilled": 3.0})],
+)
+def test_fit_refit_scale_reaches_the_experiment(motion_file, tmp_path, option, scales):
     out = fit_small(
-        motion_file, tmp_path, "--epochs", "2", "--train-config", TINY, "--refit-scale", "2"
+        motion_file, tmp_path, "--epochs", "2", "--train-config", TINY, "--refit-scale", option
     )
     document = json.loads((out / "results.json").read_text())
-    assert document["metadata"]["refit_scale"] == 2.0
-    (run,) = document["runs"]["Student (distilled)"]
-    _, info = load_checkpoint(out / "checkpoints" / "distilled_seed0.pt")
-    assert info["training"]["config"]["epochs"] == 2 * run["best_epoch"]  # the refit's
+    assert document["metadata"]["refit_scale"] == scales
+    for short, method in (("direct", "Transformer (direct)"), ("distilled", "Student (distilled)")):
+        (run,) = document["runs"][method]
+        _, info = load_checkpoint(out / "checkpoints" / f"{short}_seed0.pt")
+        refit_epochs = info["training"]["config"]["epochs"]
+        assert refit_epochs == max(1, round(scales[short] * run["best_epoch"]))
 
 
 def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
@@ -271,6 +278,8 @@ def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
         (["--test-subjects", "4", "--temperature", "warm"], 2, "positive number or 'auto'"),
         (["--test-subjects", "4", "--epochs", "0"], 2, "--epochs"),
         (["--test-subjects", "4", "--refit-scale", "0"], 2, "--refit-scale"),
+        (["--test-subjects", "4", "--refit-scale", "direct=-1"], 2, "got '-1'"),
+        (["--test-subjects", "4", "--refit-scale", "teacher=2"], 2, "student 'teacher'"),
         (["--test-subjects", "4", "--students", "teacher"], 2, "direct, distilled or both"),
         (["--test-subjects", "4", "--students", ","], 2, "direct, distilled or both"),
         (["--test-subjects", "4", "--train-config", "{nope"], 2, "not valid JSON"),
@@ -582,3 +591,15 @@ def test_temperature_option_takes_a_number_or_auto():
     assert _temperature("0.2") == 0.2
     assert _temperature("auto") is None  # chosen by validation cross-entropy
     assert _temperature(" AUTO ") is None
+
+
+def test_refit_scale_option_takes_a_number_or_one_per_student():
+    from gkd.cli import _refit_scale
+
+    assert _refit_scale(None) is None  # each student's default
+    assert _refit_scale("1.5") == 1.5
+    assert _refit_scale("direct=2.5") == {"direct": 2.5}
+    assert _refit_scale(" direct = 1, distilled=3 ") == {"direct": 1.0, "distilled": 3.0}
+    for text in ("0", "-2", "nan", "inf", "long", "direct=", "distilled=0", "=2", "both=2"):
+        with pytest.raises(typer.BadParameter):
+            _refit_scale(text)

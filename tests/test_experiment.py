@@ -256,15 +256,19 @@ def test_refit_scale_lengthens_the_refit(motion, tmp_path, monkeypatch):
     assert [epochs for epochs, selecting, _ in calls if not selecting] == [
         max(1, round(2.5 * best)) for best in chosen
     ]
-    assert first.document["metadata"]["refit_scale"] == 2.5
+    assert first.document["metadata"]["refit_scale"] == {"direct": 2.5, "distilled": 2.5}
     assert "then refit on train + validation for 2.5× the chosen epochs" in first.markdown
-    # Another scale (here the default) reuses the runs that chose the epochs: refits only.
+    # Other scales (here the defaults, one per student) reuse the runs that chose the epochs:
+    # refits only.
     calls.clear()
     again = run(motion, tmp_path, out=out, train_config=config)
-    assert again.document["metadata"]["refit_scale"] == experiment.REFIT_SCALE == 1.5
+    defaults = {"direct": 2.0, "distilled": 1.5}
+    assert again.document["metadata"]["refit_scale"] == experiment.REFIT_SCALES == defaults
     assert [(epochs, selecting) for epochs, selecting, _ in calls] == [
-        (max(1, round(1.5 * best)), False) for best in chosen
+        (max(1, round(scale * best)), False)
+        for scale, best in zip(defaults.values(), chosen, strict=True)
     ]
+    assert "for a multiple of the chosen epochs (direct 2×, distilled 1.5×)" in again.markdown
     assert again.document["metadata"]["reused_students"] == []
     assert again.document["metadata"]["reused_selections"] == [
         "direct_seed0.pt",
@@ -280,6 +284,14 @@ def test_refit_scale_lengthens_the_refit(motion, tmp_path, monkeypatch):
         (best, False) for best in chosen
     ]
     assert "the chosen epochs" not in same.markdown
+    # A scale for one student: the other keeps its default, and only the changed one is refit.
+    calls.clear()
+    mixed = run(motion, tmp_path, out=out, train_config=config, refit_scale={"direct": 1.0})
+    assert mixed.document["metadata"]["refit_scale"] == {"direct": 1.0, "distilled": 1.5}
+    assert mixed.document["metadata"]["reused_students"] == ["direct_seed0.pt"]
+    assert [(epochs, selecting) for epochs, selecting, _ in calls] == [
+        (max(1, round(1.5 * chosen[1])), False)
+    ]
 
 
 def test_a_student_only_refit_is_the_one_a_fresh_run_trains(motion, tmp_path, monkeypatch):
@@ -488,9 +500,13 @@ def test_bad_options_are_refused(motion, tmp_path):
         run(motion, tmp_path, student_landmarks="left_hand")
     with pytest.raises(ValueError, match="seeds"):
         run(motion, tmp_path, seeds=())
-    for scale in (0.0, -1.0, float("nan")):
-        with pytest.raises(ValueError, match="refit_scale must be a positive number"):
+    for scale in (0.0, -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="refit_scale of the direct student must be a posi"):
             run(motion, tmp_path, refit_scale=scale)
+    with pytest.raises(ValueError, match="refit_scale of the distilled student must be a pos"):
+        run(motion, tmp_path, refit_scale={"distilled": float("inf")})
+    with pytest.raises(ValueError, match="refit_scale names unknown student 'teacher'"):
+        run(motion, tmp_path, refit_scale={"teacher": 2.0})
     with pytest.raises(ValueError, match="temperatures"):
         TeacherConfig(temperature=0.0)
     with pytest.raises(ValueError, match="normalization"):
