@@ -504,7 +504,7 @@ def mhad(
 
     Teacher distances (cached), k-NN with k chosen on validation, the directly trained
     transformer and the distilled student; prints the table and writes results, plots and
-    checkpoints under --out. About 10 minutes on 2 idle CPU cores (Intel Xeon); --quick under
+    checkpoints under --out. About 13 minutes on 2 idle CPU cores (AMD EPYC); --quick under
     two.
     """
     with _errors(debug, KEPT_BY_EXPERIMENTS):

@@ -104,7 +104,8 @@ __all__ = [
 # Training epochs for UTD-MHAD: TrainConfig's default, chosen by cross-validation on UTD-MHAD's
 # training subjects (see gkd/train.py), kept here so that a change there cannot break the time
 # budget: the whole default run (one seed: direct and distilled, each selected then refit) took
-# 672 s at 200 epochs with the local warp on 2 idle cores of an AMD EPYC at 2.4 GHz (AVX2), plus
+# 765 s with the per-student refit (direct 2x) on 2 idle cores of an AMD EPYC (AVX2), 672 s at
+# 200 epochs with the local warp on 2 idle cores of an AMD EPYC at 2.4 GHz (AVX2), plus
 # 30 s for a fresh distance cache (1,124 s before the warp on another such machine; 307 s at
 # 150 epochs on an earlier, faster one). --quick: a check that it all works.
 MHAD_EPOCHS = 200
