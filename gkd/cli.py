@@ -71,9 +71,14 @@ _SIGNUM_HELP = (
 # ----------------------------------------------------------------------------- options
 
 
-def _positive(value: float | None, hint: str) -> float | None:
-    if value is not None and not (value > 0 and np.isfinite(value)):
-        raise typer.BadParameter(f"must be a positive number, got {value}", param_hint=hint)
+def _positive_number(text: str, hint: str, expected: str = "a positive number") -> float:
+    """``text`` as a finite number above zero; otherwise a usage error saying ``expected``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise typer.BadParameter(f"must be {expected}, got {text!r}", param_hint=hint)
     return value
 
 
@@ -161,13 +166,7 @@ def _temperature(text: str) -> float | None:
     """``--temperature``: a positive number, or ``auto`` (None: chosen on validation)."""
     if text.strip().lower() == "auto":
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"must be a positive number or 'auto', got {text!r}", param_hint="'--temperature'"
-        ) from None
-    return _positive(value, "'--temperature'")
+    return _positive_number(text, "'--temperature'", "a positive number or 'auto'")
 
 
 def _check_temperature(text: str) -> str:
@@ -194,16 +193,6 @@ def _refit_scale(text: str | None) -> float | dict[str, float] | None:
             )
         scales[name] = _positive_number(value, hint)
     return scales
-
-
-def _positive_number(text: str, hint: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (value > 0 and math.isfinite(value)):
-        raise typer.BadParameter(f"must be a positive number, got {text!r}", param_hint=hint)
-    return value
 
 
 def _check_refit_scale(text: str | None) -> str | None:

@@ -104,8 +104,8 @@ __all__ = [
 # Training epochs for UTD-MHAD: TrainConfig's default, chosen by cross-validation on UTD-MHAD's
 # training subjects (see gkd/train.py), kept here so that a change there cannot break the time
 # budget: the whole default run (one seed: direct and distilled, each selected then refit) took
-# 765 s with the per-student refit (direct 2x) on 2 idle cores of an AMD EPYC (AVX2), 672 s at
-# 200 epochs with the local warp on 2 idle cores of an AMD EPYC at 2.4 GHz (AVX2), plus
+# 765 s with today's refits (direct 2x, distilled 1.5x) on 2 idle cores of an AMD EPYC (AVX2);
+# before the longer refits, 672 s at 200 epochs with the local warp on such a machine, plus
 # 30 s for a fresh distance cache (1,124 s before the warp on another such machine; 307 s at
 # 150 epochs on an earlier, faster one). --quick: a check that it all works.
 MHAD_EPOCHS = 200
@@ -120,8 +120,8 @@ QUICK_EPOCHS = 8
 REFIT_SCALES: Mapping[str, float] = MappingProxyType({"direct": 2.0, "distilled": 1.5})
 
 RefitScale = float | Mapping[str, float] | None
-"""One refit length for every student, or lengths by student name (the others keep
-:data:`REFIT_SCALES`'); None: :data:`REFIT_SCALES`."""
+"""One refit length for every student, or lengths by student name (a student not named keeps
+its length in :data:`REFIT_SCALES`); None: :data:`REFIT_SCALES`."""
 
 # Softmax temperatures on min-max normalised distances (range 1): the paper's d̃ spans [0, 1],
 # so useful temperatures are far below 1 (at T = 1 every target is almost uniform).
