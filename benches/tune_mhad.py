@@ -36,7 +36,8 @@ compares single students with the mean of their probabilities over ``--seeds`` (
 and 0.8× as long: a people-move-at-different-speeds check that training subjects of alike
 speed cannot give on their own (it chose ``TrainConfig.positions = "relative"``).
 ``--knn-check`` gives the 1-NN teacher's held-out accuracy at the same speeds;
-``--teacher-groups`` makes that teacher align each body part on its own and sum the parts.
+``--teacher-groups`` makes that teacher align each body part on its own and sum the parts;
+``--teacher-band`` gives the teacher a Sakoe-Chiba band (there and in the students' targets).
 
 Students train on the CPU unless ``--device`` says otherwise. A GPU's floating-point sums
 differ from the CPU's, so compare variants trained on the same device.
@@ -53,6 +54,7 @@ Usage::
     python benches/tune_mhad.py --variants default positions=frame --stretch 1.25 0.8
     python benches/tune_mhad.py --knn-check --stretch 1.25 0.8
     python benches/tune_mhad.py --knn-check --teacher-groups torso,left_arm,right_arm
+    python benches/tune_mhad.py --knn-check --subjects 1 2 3 4 5 --teacher-band 10
     python benches/tune_mhad.py --variants default dropout=0.3 --device cuda --threads 4
 """
 
@@ -163,6 +165,7 @@ def _teacher_cross(
             lengths_a=a.lengths,
             lengths_b=b.lengths,
             metric=teacher.metric,
+            band=teacher.band,
             threads=threads,
         )
         for a, b in pairs or [(queries, references)]
@@ -449,6 +452,13 @@ def main() -> None:
         help="with --knn-check: comma-separated landmark groups (torso, left_arm, ...), each "
         "aligned on its own and the distances summed (default: the whole skeleton)",
     )
+    parser.add_argument(
+        "--teacher-band",
+        type=int,
+        default=None,
+        help="the teacher's Sakoe-Chiba band half-width in frames, for --knn-check and for the "
+        "students' soft targets (default: no band, as gkd-run)",
+    )
     args = parser.parse_args()
     if args.methods is None:
         args.methods = ["distilled"] if args.refit_check else ["direct", "distilled"]
@@ -458,7 +468,11 @@ def main() -> None:
         raise SystemExit(f"--device: {error}") from None
 
     data = load_mhad_all()
-    teacher = TeacherConfig(groups=tuple(g for g in args.teacher_groups.split(",") if g))
+    if args.teacher_band is not None and args.teacher_band < 0:
+        raise SystemExit(f"--teacher-band must be >= 0 frames, got {args.teacher_band}")
+    teacher = TeacherConfig(
+        groups=tuple(g for g in args.teacher_groups.split(",") if g), band=args.teacher_band
+    )
     if teacher.groups and not args.knn_check:
         raise SystemExit("--teacher-groups is for --knn-check only")
     for group in teacher.groups:
@@ -472,7 +486,11 @@ def main() -> None:
         _knn_check(data, teacher, args)
         return
     distances = DistanceCache(args.cache_dir).pairwise(
-        data.sequences, lengths=data.lengths, metric=teacher.metric, threads=args.threads
+        data.sequences,
+        lengths=data.lengths,
+        metric=teacher.metric,
+        band=teacher.band,
+        threads=args.threads,
     )
     labels, subjects, n_classes = data.labels, data.subjects, data.n_classes
     for name in args.variants:
