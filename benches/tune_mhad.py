@@ -584,7 +584,7 @@ def main() -> None:
                         validation_set=val_set,
                         config=cfg,
                         teacher_targets=soft,
-                        teacher_distances=relations,
+                        teacher_distances=relations if cfg.relation_weight > 0 else None,
                     )
                     acc = result.best_validation_accuracy or 0.0
                     last = result.history[-1].validation_accuracy or 0.0
