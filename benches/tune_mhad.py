@@ -12,8 +12,10 @@ subject of either protocol.
 A variant is ``default`` or a list of changes from the current defaults,
 ``field=value,field=value`` with JSON values:
 
-- ``targets``: ``leave-one-out`` (the default: each training sample's own entry left out)
-  or ``leave-subject-out`` (every reference of the sample's own subject left out);
+- ``targets``: ``leave-one-out`` (the default: each training sample's own entry left out),
+  ``leave-subject-out`` (every reference of the sample's own subject left out) or
+  ``keep-self`` (the paper's targets: each sample's own zero distance kept, as gkd-run's
+  ``TeacherConfig(leave_one_out=False)``);
 - ``temperature``: the soft-target temperature, or ``auto`` for the candidate with the
   lowest validation cross-entropy (gkd-run's ``--temperature auto``);
 - ``kd_temperature``: ``TrainConfig.temperature``, the temperature of the student's logits;
@@ -92,7 +94,7 @@ def _train_targets(
     temperature: float,
     mode: str,
 ) -> np.ndarray:
-    """Soft targets of the training rows: own entry (or own subject) left out."""
+    """Soft targets of the training rows: own entry (or own subject) left out, or kept."""
     own_subject = data.subjects[rows][:, None] == data.subjects[rows][None, :]
     return soft_targets(
         distances[np.ix_(rows, rows)] / scale,
@@ -240,9 +242,13 @@ def _slowed(dataset: MotionDataset, stretch: float) -> MotionDataset:
     return replace(dataset, sequences=sequences, lengths=lengths)
 
 
-def _scale(distances: np.ndarray, rows: np.ndarray) -> float:
-    """The pipeline's global min-max scale of the training rows."""
-    return _training_scale(distances[np.ix_(rows, rows)], leave_one_out=True)
+TARGET_MODES = ("leave-one-out", "leave-subject-out", "keep-self")
+
+
+def _scale(distances: np.ndarray, rows: np.ndarray, mode: str = "leave-one-out") -> float:
+    """The pipeline's global min-max scale of the training rows (with ``keep-self`` the
+    zero diagonal counts, as in gkd-run without leave-one-out)."""
+    return _training_scale(distances[np.ix_(rows, rows)], leave_one_out=mode != "keep-self")
 
 
 def _loo_targets(distances: np.ndarray, rows: np.ndarray, data, t: float) -> np.ndarray:
@@ -496,6 +502,10 @@ def main() -> None:
     for name in args.variants:
         changes = {} if name == "default" else _parse(name)
         mode = changes.pop("targets", "leave-one-out")
+        if mode not in TARGET_MODES:
+            raise SystemExit(
+                f"variant {name!r}: targets must be one of {TARGET_MODES}, got {mode!r}"
+            )
         fixed_t = changes.pop("temperature", None)
         kd_t = changes.pop("kd_temperature", None)
         blend_ratio = float(changes.pop("blends", 0.0))
@@ -527,7 +537,7 @@ def main() -> None:
         for held_out in args.subjects:
             train_rows = np.flatnonzero(np.isin(subjects, args.subjects) & (subjects != held_out))
             val_rows = np.flatnonzero(subjects == held_out)
-            scale = _scale(distances, train_rows)
+            scale = _scale(distances, train_rows, mode)
             if fixed_t == "auto":
                 t, _ = _choose_temperature(
                     distances[np.ix_(val_rows, train_rows)],
