@@ -6,7 +6,9 @@ parameters, and the engine build. While it is being computed, each finished bloc
 written there atomically (a temporary file, then :func:`os.replace`), so a run stopped midway
 (Ctrl-C, or the process killed) resumes from the finished blocks. Every pair ``i < j`` is computed
 as ``cross(x[i], x[j])`` whatever the block layout, so a resumed run, or a run with other block
-sizes, gives the same matrix bit for bit.
+sizes, gives the same matrix bit for bit. Runs that share a cache may fill the same entry at
+once: each computes the blocks it does not find, and one that finds its blocks removed by another
+that finished first reads that one's matrix.
 
 The cache folder is ``$GKD_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/gkd``, else
 ``~/.cache/gkd``; deleting it is always safe.
@@ -373,12 +375,14 @@ class DistanceCache:
         self._remove_stale_temporaries(folder)
         layout = self._layout(folder, array.shape[0], block_rows, settings)
         self._compute_blocks(array, valid, settings, folder, layout, threads, progress)
-        self._assemble(folder, array.shape[0], layout, settings)
+        missing = self._assemble(folder, array.shape[0], layout, settings)
+        matrix = self._load_matrix(path, array.shape[0])
+        if matrix is None:
+            if missing is not None:  # gone, and no other process left the matrix in its place
+                raise OSError(f"block rows {missing[0]}-{missing[1]} vanished from {folder}")
+            raise OSError(f"{path} could not be read back after writing it")  # pragma: no cover
         for start, stop in layout:
             (folder / f"rows_{start}_{stop}.npy").unlink(missing_ok=True)
-        matrix = self._load_matrix(path, array.shape[0])
-        if matrix is None:  # pragma: no cover - only if the disk lies to us
-            raise OSError(f"{path} could not be read back after writing it")
         return matrix if mmap else np.array(matrix)
 
     @staticmethod
@@ -495,8 +499,13 @@ class DistanceCache:
 
     def _assemble(
         self, folder: Path, n: int, layout: list[tuple[int, int]], settings: _Settings
-    ) -> None:
-        """Join the blocks into ``matrix.npy`` (written to a temporary file, then renamed)."""
+    ) -> tuple[int, int] | None:
+        """Join the blocks into ``matrix.npy`` (written to a temporary file, then renamed).
+
+        Returns None when done, or the rows of a block that vanished meanwhile. Another process
+        computing the same matrix removes the blocks once it has written ``matrix.npy``, so
+        the caller reads that instead.
+        """
         symmetric = settings.metric != "procrustes-paper"
         target = folder / "matrix.npy"
         temp = folder / f".matrix.npy.{os.getpid()}.tmp"
@@ -505,8 +514,8 @@ class DistanceCache:
             for start, stop in layout:
                 shape = (stop - start, n - start if symmetric else n)
                 block = self._read_block(folder / f"rows_{start}_{stop}.npy", shape)
-                if block is None:  # pragma: no cover - removed by someone else meanwhile
-                    raise OSError(f"block rows {start}-{stop} vanished from {folder}")
+                if block is None:
+                    return start, stop
                 if symmetric:
                     size = stop - start
                     # Within the block keep i < j only, so each pair is cross(x_i, x_j).
@@ -525,6 +534,7 @@ class DistanceCache:
             os.replace(temp, target)
         finally:
             temp.unlink(missing_ok=True)
+        return None
 
 
 def cached_pairwise(

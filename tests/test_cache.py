@@ -150,6 +150,44 @@ def test_interrupted_run_resumes_from_finished_blocks(tmp_path, data, monkeypatc
     assert np.array_equal(resumed, fresh)
 
 
+def test_two_processes_filling_the_same_entry_both_get_the_matrix(tmp_path, data, monkeypatch):
+    # Two runs sharing a cache start the same matrix together; the first to finish writes
+    # matrix.npy and removes the blocks before the second joins them (seen with two lanes of
+    # benches/tune_mhad.py). Stand-in: a second cache finishes the entry between this one's
+    # last block and its assembly.
+    x, lengths = data
+    cache = DistanceCache(tmp_path)
+    compute = DistanceCache._compute_blocks
+    other = DistanceCache(tmp_path)
+    other_finished: list[np.ndarray] = []
+
+    def compute_then_let_another_finish(self: DistanceCache, *args: object) -> None:
+        compute(self, *args)
+        if self is not other:
+            other_finished.append(other.pairwise(x, lengths=lengths))
+
+    monkeypatch.setattr(DistanceCache, "_compute_blocks", compute_then_let_another_finish)
+    matrix = cache.pairwise(x, lengths=lengths, block_rows=4)
+    key = distance_key(x, lengths=lengths)
+    assert cache.block_paths(key) == []
+    assert np.array_equal(matrix, other_finished[0])
+    assert np.array_equal(matrix, mirrored_cross(x, lengths))
+
+
+def test_a_block_lost_with_no_matrix_in_its_place_is_an_error(tmp_path, data, monkeypatch):
+    x, lengths = data
+    cache = DistanceCache(tmp_path)
+    compute = DistanceCache._compute_blocks
+
+    def compute_then_lose_a_block(self: DistanceCache, *args: object) -> None:
+        compute(self, *args)
+        (cache.entry(distance_key(x, lengths=lengths)) / "rows_4_8.npy").unlink()
+
+    monkeypatch.setattr(DistanceCache, "_compute_blocks", compute_then_lose_a_block)
+    with pytest.raises(OSError, match="block rows 4-8 vanished"):
+        cache.pairwise(x, lengths=lengths, block_rows=4)
+
+
 def test_damaged_files_are_recomputed_and_stale_temporaries_removed(tmp_path, data):
     x, lengths = data
     cache = DistanceCache(tmp_path)
