@@ -91,7 +91,10 @@ class TrainConfig:
         cross-validation on training subjects (direct 92.4 → 93.5 %, +1.0, standard error
         0.44; docs/results.md): the direct baseline gets the regularisation distillation gets.
     Distillation (used only when teacher targets are given)
-        loss = alpha·CE(labels) + beta·T²·KL(teacher ‖ softmax(logits / T)), T = temperature,
+        loss = alpha·CE(labels) + beta·T²·KL(teacher ‖ softmax(logits / T)), T = temperature
+        (1; 4 scored −1.9 points, standard error 0.9, in the cross-validation on training
+        subjects, docs/results.md: the teacher's targets are already soft, and matching them
+        with softmax(logits / 4) leaves the student's own predictions sharper than they are),
         + relation_weight·R when relation_weight > 0: R (:func:`relation_loss`) compares the
         distances between the batch's pooled student features with the teacher's distances
         between the same sequences (``train``'s ``teacher_distances``), each divided by its
