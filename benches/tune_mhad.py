@@ -15,7 +15,8 @@ A variant is ``default`` or a list of changes from the current defaults,
 - ``targets``: ``leave-one-out`` (the default: each training sample's own entry left out),
   ``leave-subject-out`` (every reference of the sample's own subject left out) or
   ``keep-self`` (the paper's targets: each sample's own zero distance kept, as gkd-run's
-  ``TeacherConfig(leave_one_out=False)``);
+  ``TeacherConfig(leave_one_out=False)``) or ``class-mean`` (every sample gets the mean
+  leave-one-out target of its class: which actions look alike, not what one sample resembles);
 - ``temperature``: the soft-target temperature, or ``auto`` for the candidate with the
   lowest validation cross-entropy (gkd-run's ``--temperature auto``);
 - ``kd_temperature``: ``TrainConfig.temperature``, the temperature of the student's logits;
@@ -94,17 +95,25 @@ def _train_targets(
     temperature: float,
     mode: str,
 ) -> np.ndarray:
-    """Soft targets of the training rows: own entry (or own subject) left out, or kept."""
+    """Soft targets of the training rows: own entry (or own subject) left out, or kept; with
+    ``class-mean`` each row's class's mean leave-one-out target."""
     own_subject = data.subjects[rows][:, None] == data.subjects[rows][None, :]
-    return soft_targets(
+    targets = soft_targets(
         distances[np.ix_(rows, rows)] / scale,
         data.labels[rows],
         n_classes=data.n_classes,
         temperature=temperature,
         normalization="none",
-        self_index=np.arange(len(rows)) if mode == "leave-one-out" else None,
+        self_index=np.arange(len(rows)) if mode in ("leave-one-out", "class-mean") else None,
         exclude=own_subject if mode == "leave-subject-out" else None,
     )
+    if mode != "class-mean":
+        return targets
+    labels = data.labels[rows]
+    class_sums = np.zeros((data.n_classes, data.n_classes))
+    np.add.at(class_sums, labels, targets)
+    counts = np.bincount(labels, minlength=data.n_classes)
+    return class_sums[labels] / counts[labels, None]
 
 
 def _normalised(points: np.ndarray, centre_landmarks: Sequence[int]) -> torch.Tensor:
@@ -242,7 +251,7 @@ def _slowed(dataset: MotionDataset, stretch: float) -> MotionDataset:
     return replace(dataset, sequences=sequences, lengths=lengths)
 
 
-TARGET_MODES = ("leave-one-out", "leave-subject-out", "keep-self")
+TARGET_MODES = ("leave-one-out", "leave-subject-out", "keep-self", "class-mean")
 
 
 def _scale(distances: np.ndarray, rows: np.ndarray, mode: str = "leave-one-out") -> float:
