@@ -75,6 +75,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import gkd
 from gkd.cache import DistanceCache
 from gkd.datasets import MotionDataset, load_mhad_all
 from gkd.distances import cross
@@ -628,6 +629,7 @@ def main() -> None:
             "mean": summary,
             "all": scores,
             "seconds": time.perf_counter() - start,
+            "gkd_source": str(Path(gkd.__file__).resolve().parent),
         }
         print(json.dumps(line), flush=True)
         if args.out:

@@ -551,6 +551,8 @@ def _machine(threads: int | None) -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": threads or torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        # Which copy of gkd ran: an editable install and a frozen copy of the tree look alike.
+        "gkd_source": str(Path(__file__).resolve().parent),
     }
     with contextlib.suppress(Exception):
         from gkd import __version__

@@ -74,6 +74,9 @@ def test_writes_table_json_plots_and_checkpoints(motion, tmp_path):
     # the configuration as trained: TINY's fields, preprocessing filled in by training
     assert document["metadata"]["train_config"]["d_model"] == TINY.d_model
     assert document["metadata"]["train_config"]["preprocessing"] is not None
+    # the copy of gkd that ran, so that a run from a frozen copy of the tree says so
+    source = Path(document["metadata"]["machine"]["gkd_source"])
+    assert (source / "experiment.py").samefile(experiment.__file__)
     markdown = (out / "results.md").read_text()
     assert markdown == result.markdown
     assert "| k-NN teacher |" in markdown and "mean ± std over 2 seeds" in markdown
