@@ -21,6 +21,9 @@ Usage::
         --variant runs/cv-V-0-1.jsonl runs/cv-V-2-3.jsonl
     python benches/cv_compare.py --baseline R-0-1.jsonl R-2-3.jsonl \\
         --variant R-0-1.jsonl R-2-3.jsonl --method 'refit*1.5' --variant-method 'refit*2'
+    python benches/cv_compare.py --table docs/cv/judged.json
+
+``--table`` prints the summary table in docs/results.md of every comparison the index lists.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 SPEEDS = ("", "@x1.25", "@x0.8")
@@ -79,12 +83,93 @@ def _refit_score(path: Path, record: dict, column: str) -> float:
     return float(record[column])
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """A variant's paired fold × seed scores against a baseline's, each the mean of 3 speeds."""
+
+    baseline: list[float]
+    variant: list[float]
+
+    @property
+    def differences(self) -> list[float]:
+        return [b - a for a, b in zip(self.baseline, self.variant, strict=True)]
+
+    @property
+    def gain(self) -> float:
+        return sum(self.differences) / len(self.differences)
+
+    @property
+    def standard_error(self) -> float:
+        diffs, n = self.differences, len(self.differences)
+        if n < 2:
+            return math.nan
+        return math.sqrt(sum((d - self.gain) ** 2 for d in diffs) / (n - 1) / n)
+
+    @property
+    def won(self) -> int:
+        return sum(d > 0 for d in self.differences)
+
+    @property
+    def tied(self) -> int:
+        return sum(d == 0 for d in self.differences)
+
+    @property
+    def clears_rule(self) -> bool:
+        """The rule: adopt only a win by more than twice the standard error."""
+        return self.gain > 2 * self.standard_error
+
+
+def compare(
+    baseline: list[Path], variant: list[Path], method: str, variant_method: str | None = None
+) -> tuple[Comparison, list[str], list[str]]:
+    """Pair the variant's scores with the baseline's; also the variant names each side holds."""
+    base, base_names = speed_means(baseline, method)
+    new, new_names = speed_means(variant, variant_method or method)
+    if len(base) != len(new):
+        raise SystemExit(
+            f"the baseline has {len(base)} fold × seed scores and the variant {len(new)}: "
+            "give both the same seeds in the same order"
+        )
+    return Comparison(base, new), base_names, new_names
+
+
+def _signed(value: float, digits: int) -> str:
+    """``+0.31`` or ``−1.18`` (a true minus sign, as the docs write it)."""
+    return f"{value:+.{digits}f}".replace("-", "−")
+
+
+def judged_table(index: Path) -> str:
+    """The markdown summary of every comparison listed in ``index`` (docs/cv/judged.json)."""
+    folder = index.parent
+    lines = [
+        "| Session | Change | Student | Baseline → variant | Gain (SE) | Won | Clears the rule |",
+        "|---:|---|---|---:|---:|---|---|",
+    ]
+    for entry in json.loads(index.read_text())["changes"]:
+        student = entry.get("student", "distilled")
+        method = entry.get("method", student)
+        sides = [
+            [folder / f"{entry[side]}-{seeds}.jsonl" for seeds in ("0-1", "2-3")]
+            for side in ("baseline", "variant")
+        ]
+        result, _, _ = compare(*sides, method, entry.get("variant_method"))
+        n = len(result.differences)
+        won = f"{result.won} of {n}" + (f", {result.tied} tied" if result.tied else "")
+        lines.append(
+            f"| {entry['session']} | {entry['change']} | {student} | "
+            f"{sum(result.baseline) / n:.1f} → {sum(result.variant) / n:.1f} | "
+            f"{_signed(result.gain, 2)} ({result.standard_error:.2f}) | {won} | "
+            f"{'**yes**' if result.clears_rule else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--baseline", type=Path, nargs="+", required=True)
-    parser.add_argument("--variant", type=Path, nargs="+", required=True)
+    parser.add_argument("--baseline", type=Path, nargs="+")
+    parser.add_argument("--variant", type=Path, nargs="+")
     parser.add_argument(
         "--method",
         default="distilled",
@@ -93,27 +178,32 @@ def main() -> None:
     parser.add_argument(
         "--variant-method", default=None, help="the variant side's method (default: --method)"
     )
+    parser.add_argument(
+        "--table",
+        type=Path,
+        default=None,
+        help="print the summary table of every comparison this index lists (docs/cv/judged.json)",
+    )
     args = parser.parse_args()
+    if args.table:
+        print(judged_table(args.table))
+        return
+    if not (args.baseline and args.variant):
+        parser.error("give --baseline and --variant files, or --table")
 
-    base, base_names = speed_means(args.baseline, args.method)
-    new, new_names = speed_means(args.variant, args.variant_method or args.method)
-    if len(base) != len(new):
-        raise SystemExit(
-            f"the baseline has {len(base)} fold × seed scores and the variant {len(new)}: "
-            "give both the same seeds in the same order"
-        )
-    diffs = [b - a for a, b in zip(base, new, strict=True)]
-    n = len(diffs)
-    mean = sum(diffs) / n
-    se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1) / n) if n > 1 else math.nan
-    won = sum(d > 0 for d in diffs)
-    ties = sum(d == 0 for d in diffs)
+    result, base_names, new_names = compare(
+        args.baseline, args.variant, args.method, args.variant_method
+    )
+    n = len(result.differences)
     compared = f"{args.variant_method or args.method} vs {args.method}"
     print(f"{compared}, mean over x1 / x1.25 / x0.8, {n} fold x seed pairs")
-    print(f"baseline {', '.join(dict.fromkeys(base_names))}: {sum(base) / n:.1f}")
-    print(f"variant  {', '.join(dict.fromkeys(new_names))}: {sum(new) / n:.1f}")
-    print(f"difference {mean:+.2f} (SE {se:.2f}), won {won} of {n}, {ties} tied")
-    verdict = "adopt" if mean > 2 * se else "keep the baseline"
+    print(f"baseline {', '.join(dict.fromkeys(base_names))}: {sum(result.baseline) / n:.1f}")
+    print(f"variant  {', '.join(dict.fromkeys(new_names))}: {sum(result.variant) / n:.1f}")
+    print(
+        f"difference {result.gain:+.2f} (SE {result.standard_error:.2f}), "
+        f"won {result.won} of {n}, {result.tied} tied"
+    )
+    verdict = "adopt" if result.clears_rule else "keep the baseline"
     print(f"rule (win by more than 2 SE): {verdict}")
 
 
