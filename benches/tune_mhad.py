@@ -66,6 +66,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -85,6 +86,10 @@ from gkd.experiment import TeacherConfig, _choose_temperature, _training_scale
 from gkd.student import Preprocessing, preprocess, resample_frames
 from gkd.teacher import DEFAULT_TEMPERATURE, knn_predict, soft_targets
 from gkd.train import TrainConfig, predict, predict_proba, resolve_device, train
+
+# Which copy of gkd runs: a frozen copy of the tree imports the editable install's gkd unless
+# PYTHONPATH names the copy, and the two look alike in the output otherwise.
+GKD_SOURCE = str(Path(gkd.__file__).resolve().parent)
 
 
 def _train_targets(
@@ -476,6 +481,7 @@ def main() -> None:
         "students' soft targets (default: no band, as gkd-run)",
     )
     args = parser.parse_args()
+    print(f"gkd imported from {GKD_SOURCE}", file=sys.stderr, flush=True)
     if args.methods is None:
         args.methods = ["distilled"] if args.refit_check else ["direct", "distilled"]
     try:
@@ -629,7 +635,7 @@ def main() -> None:
             "mean": summary,
             "all": scores,
             "seconds": time.perf_counter() - start,
-            "gkd_source": str(Path(gkd.__file__).resolve().parent),
+            "gkd_source": GKD_SOURCE,
         }
         print(json.dumps(line), flush=True)
         if args.out:
