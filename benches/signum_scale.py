@@ -17,7 +17,7 @@ Usage::
 
     python benches/signum_scale.py                 # block 1000, all cores
     python benches/signum_scale.py --block 300 --threads 1
-    python benches/signum_scale.py --full runs/signum-cache   # about an hour on 2 cores
+    python benches/signum_scale.py --full runs/signum-cache   # one to two hours on 2 cores
 """
 
 from __future__ import annotations
