@@ -100,10 +100,12 @@ class Comparison:
 
     @property
     def standard_error(self) -> float:
-        diffs, n = self.differences, len(self.differences)
+        diffs = self.differences
+        n = len(diffs)
         if n < 2:
             return math.nan
-        return math.sqrt(sum((d - self.gain) ** 2 for d in diffs) / (n - 1) / n)
+        mean = sum(diffs) / n
+        return math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1) / n)
 
     @property
     def won(self) -> int:
