@@ -1,7 +1,9 @@
 //! Criterion benchmarks of the engine: one frame against a sequence (the frame-cost kernel),
 //! one DTW pair, and all pairs of 64 sequences of 80 frames × 21 landmarks (a MediaPipe hand)
-//! on 1 and 2 threads. Throughput is in frame pairs, so criterion reports frame pairs per
-//! second; `benches/compare.py` turns the same work into ns per frame pair per core.
+//! on 1 and 2 threads; and the normalisation of 1,000 such sequences, which every call repeats
+//! for its inputs. Throughput is in frame pairs (frames for `prepare`), so criterion reports
+//! frame pairs per second; `benches/compare.py` turns the same work into ns per frame pair
+//! per core.
 
 use std::hint::black_box;
 
@@ -111,5 +113,32 @@ fn all_pairs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, frame_cost, dtw_pair, all_pairs);
+/// Normalising the inputs is not free: a call against 6,300 SIGNUM-sized
+/// references prepares half a million frames before the first pair.
+fn prepare(c: &mut Criterion) {
+    const PREPARED: usize = 1000;
+    let x = hands(PREPARED);
+    let lengths = [FRAMES; PREPARED];
+    let mut group = c.benchmark_group("prepare_1000x80x21");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements((PREPARED * FRAMES) as u64));
+    for metric in metrics() {
+        for threads in [1, 2] {
+            group.bench_with_input(
+                BenchmarkId::new(metric.name(), threads),
+                &threads,
+                |bench, &threads| {
+                    bench.iter(|| {
+                        with_threads(Some(threads), || {
+                            FrameSet::prepare(x.view(), &lengths, &metric, "x")
+                        })
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, frame_cost, dtw_pair, all_pairs, prepare);
 criterion_main!(benches);

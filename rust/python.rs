@@ -42,6 +42,7 @@ fn prepare(
     lengths: &PyReadonlyArray1<'_, i64>,
     metric: &Metric,
     name: &str,
+    threads: Option<usize>,
 ) -> PyResult<FrameSet> {
     let lengths: Vec<usize> = lengths
         .as_array()
@@ -50,10 +51,14 @@ fn prepare(
         .collect();
     if let Ok(x) = array.extract::<PyReadonlyArray4<'_, f64>>() {
         let view = x.as_array();
-        Ok(py.detach(|| FrameSet::prepare(view, &lengths, metric, name))?)
+        Ok(py.detach(|| {
+            pairs::with_threads(threads, || FrameSet::prepare(view, &lengths, metric, name))
+        })??)
     } else if let Ok(x) = array.extract::<PyReadonlyArray4<'_, f32>>() {
         let view = x.as_array();
-        Ok(py.detach(|| FrameSet::prepare(view, &lengths, metric, name))?)
+        Ok(py.detach(|| {
+            pairs::with_threads(threads, || FrameSet::prepare(view, &lengths, metric, name))
+        })??)
     } else {
         Err(PyTypeError::new_err(format!(
             "{name} must be a 4-D float32 or float64 NumPy array"
@@ -89,9 +94,9 @@ fn distance_matrix<'py>(
         dtw: DtwOptions { band, normalize },
         missing_cost,
     };
-    let rows = prepare(py, a, &lengths_a, &metric, &names.0)?;
+    let rows = prepare(py, a, &lengths_a, &metric, &names.0, threads)?;
     let columns = match (b, &lengths_b) {
-        (Some(b), Some(lengths_b)) => Some(prepare(py, b, lengths_b, &metric, &names.1)?),
+        (Some(b), Some(lengths_b)) => Some(prepare(py, b, lengths_b, &metric, &names.1, threads)?),
         (None, None) => None,
         _ => {
             return Err(PyValueError::new_err(
