@@ -684,7 +684,10 @@ def distances(
     ] = None,
     block_rows: Annotated[
         int | None,
-        typer.Option(min=1, help="Rows per resumable block (default: ~16,000 pairs a block)."),
+        typer.Option(
+            min=1,
+            help="Rows per resumable block (default: ~16,000 pairs, >= 1,024 row frames a block).",
+        ),
     ] = None,
     cache_dir: CacheDir = None,
     quiet: Quiet = False,

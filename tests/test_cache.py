@@ -255,3 +255,37 @@ def test_entry_refuses_what_is_not_a_key(tmp_path):
     with pytest.raises(ValueError, match="not a cache key"):
         DistanceCache(tmp_path).entry("../../etc")
     assert os.fspath(DistanceCache(tmp_path).root) == os.fspath(tmp_path)
+
+
+def test_a_strided_view_is_made_contiguous_once_for_all_blocks(tmp_path, data, monkeypatch):
+    x, lengths = data
+    # One "hand" of a two-hand array: a view the engine cannot read in place.
+    hands = np.stack([x, x[::-1]], axis=2)
+    view = hands[:, :, 0]
+    assert not view.flags.c_contiguous
+    columns: list[np.ndarray] = []
+
+    def recording_cross(a: np.ndarray, b: np.ndarray, **kwargs: object) -> np.ndarray:
+        columns.append(b)
+        return gkd.cross(a, b, **kwargs)
+
+    monkeypatch.setattr(cache_module, "cross", recording_cross)
+    matrix = cached_pairwise(view, lengths=lengths, block_rows=2, cache_dir=tmp_path)
+    assert np.array_equal(matrix, mirrored_cross(x, lengths))
+    assert len(columns) > 1
+    assert all(b.flags.c_contiguous for b in columns)
+    assert all(np.shares_memory(b, columns[0]) for b in columns)
+
+
+def test_default_blocks_hold_enough_pairs_or_row_frames():
+    def enough(rows: int, n: int, frames: int) -> bool:
+        return rows == n or (rows * n >= 16384 and rows * frames >= 1024)
+
+    for n, frames in [(5, 80), (100, 16), (861, 60), (6300, 80), (20000, 4), (50000, 200)]:
+        rows = cache_module._default_block_rows(np.full(n, frames, dtype=np.int64))
+        assert 1 <= rows <= n
+        # the fewest rows that give a block both about 16,000 pairs and 1,024 row frames
+        assert enough(rows, n, frames), (n, frames, rows)
+        assert not enough(rows - 1, n, frames), (n, frames, rows)
+    # SIGNUM's shape: 13 rows of 80 frames, where pairs alone would have given 3
+    assert cache_module._default_block_rows(np.full(6300, 80)) == 13
