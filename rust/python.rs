@@ -3,12 +3,13 @@
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
+use ndarray::ArrayView4;
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray4};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::dtw::DtwOptions;
-use crate::error::GkdError;
+use crate::error::{GkdError, Result};
 use crate::frames::FrameSet;
 use crate::metric::{HandParams, Metric};
 use crate::pairs::{self, Control, EngineOptions};
@@ -36,34 +37,55 @@ fn parse_metric(name: &str, hand: Option<(f64, f64, f64, f64)>) -> PyResult<Metr
     Ok(Metric::parse(name, hand)?)
 }
 
-fn prepare(
-    py: Python<'_>,
-    array: &Bound<'_, PyAny>,
-    lengths: &PyReadonlyArray1<'_, i64>,
-    metric: &Metric,
-    name: &str,
-    threads: Option<usize>,
-) -> PyResult<FrameSet> {
-    let lengths: Vec<usize> = lengths
+/// An input array, borrowed read-only for the whole call, in either float type.
+enum Borrowed<'py> {
+    F32(PyReadonlyArray4<'py, f32>),
+    F64(PyReadonlyArray4<'py, f64>),
+}
+
+impl<'py> Borrowed<'py> {
+    fn new(array: &Bound<'py, PyAny>, name: &str) -> PyResult<Self> {
+        if let Ok(x) = array.extract::<PyReadonlyArray4<'py, f64>>() {
+            Ok(Borrowed::F64(x))
+        } else if let Ok(x) = array.extract::<PyReadonlyArray4<'py, f32>>() {
+            Ok(Borrowed::F32(x))
+        } else {
+            Err(PyTypeError::new_err(format!(
+                "{name} must be a 4-D float32 or float64 NumPy array"
+            )))
+        }
+    }
+
+    fn view(&self) -> Input<'_> {
+        match self {
+            Borrowed::F32(x) => Input::F32(x.as_array()),
+            Borrowed::F64(x) => Input::F64(x.as_array()),
+        }
+    }
+}
+
+/// A view of a borrowed input, which the engine's threads may read.
+enum Input<'a> {
+    F32(ArrayView4<'a, f32>),
+    F64(ArrayView4<'a, f64>),
+}
+
+impl Input<'_> {
+    fn prepare(&self, lengths: &[usize], metric: &Metric, name: &str) -> Result<FrameSet> {
+        match self {
+            Input::F32(x) => FrameSet::prepare(x.view(), lengths, metric, name),
+            Input::F64(x) => FrameSet::prepare(x.view(), lengths, metric, name),
+        }
+    }
+}
+
+/// Lengths as the engine takes them; a negative one becomes 0, which the engine rejects.
+fn lengths_of(lengths: &PyReadonlyArray1<'_, i64>) -> Vec<usize> {
+    lengths
         .as_array()
         .iter()
         .map(|&len| usize::try_from(len).unwrap_or(0))
-        .collect();
-    if let Ok(x) = array.extract::<PyReadonlyArray4<'_, f64>>() {
-        let view = x.as_array();
-        Ok(py.detach(|| {
-            pairs::with_threads(threads, || FrameSet::prepare(view, &lengths, metric, name))
-        })??)
-    } else if let Ok(x) = array.extract::<PyReadonlyArray4<'_, f32>>() {
-        let view = x.as_array();
-        Ok(py.detach(|| {
-            pairs::with_threads(threads, || FrameSet::prepare(view, &lengths, metric, name))
-        })??)
-    } else {
-        Err(PyTypeError::new_err(format!(
-            "{name} must be a 4-D float32 or float64 NumPy array"
-        )))
-    }
+        .collect()
 }
 
 #[pyfunction]
@@ -94,9 +116,9 @@ fn distance_matrix<'py>(
         dtw: DtwOptions { band, normalize },
         missing_cost,
     };
-    let rows = prepare(py, a, &lengths_a, &metric, &names.0, threads)?;
-    let columns = match (b, &lengths_b) {
-        (Some(b), Some(lengths_b)) => Some(prepare(py, b, lengths_b, &metric, &names.1, threads)?),
+    let a = Borrowed::new(a, &names.0)?;
+    let b = match (b, &lengths_b) {
+        (Some(b), Some(lengths_b)) => Some((Borrowed::new(b, &names.1)?, lengths_of(lengths_b))),
         (None, None) => None,
         _ => {
             return Err(PyValueError::new_err(
@@ -104,19 +126,28 @@ fn distance_matrix<'py>(
             ))
         }
     };
-    let total = match &columns {
-        Some(c) => pairs::cross_pair_count(rows.len(), c.len()),
-        None => pairs::pairwise_pair_count(rows.len(), &metric),
+    let lengths_a = lengths_of(&lengths_a);
+    let total = match &b {
+        Some((_, lengths_b)) => pairs::cross_pair_count(lengths_a.len(), lengths_b.len()),
+        None => pairs::pairwise_pair_count(lengths_a.len(), &metric),
     };
 
     let control = Control::new();
-    let (rows, columns, control) = (&rows, columns.as_ref(), &control);
+    let (a, b) = (a.view(), b.as_ref().map(|(b, lengths)| (b.view(), lengths)));
+    let (a, b, lengths_a, names, control) = (&a, &b, &lengths_a, &names, &control);
     let result = std::thread::scope(|scope| -> PyResult<_> {
         let (done, mut finished) = std::sync::mpsc::channel();
         scope.spawn(move || {
-            let outcome = pairs::with_threads(threads, || match columns {
-                Some(c) => pairs::cross(rows, c, &options, control),
-                None => pairs::pairwise(rows, &options, control),
+            // One pool for the whole call: normalising the inputs and the pairs.
+            let outcome = pairs::with_threads(threads, || {
+                let rows = a.prepare(lengths_a, &metric, &names.0)?;
+                match b {
+                    Some((b, lengths_b)) => {
+                        let columns = b.prepare(lengths_b, &metric, &names.1)?;
+                        pairs::cross(&rows, &columns, &options, control)
+                    }
+                    None => pairs::pairwise(&rows, &options, control),
+                }
             });
             // The receiver is gone only if the caller already gave up.
             let _ = done.send(outcome);

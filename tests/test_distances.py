@@ -161,6 +161,9 @@ def test_float32_input_matches_reference(random_pair: tuple[np.ndarray, ...]) ->
     got = cross(a32, b32, **lengths)
     assert_matches(got, ref.cross(a32.astype(np.float64), b32.astype(np.float64), **lengths))
     assert_matches(got, cross(a32.astype(np.float64), b32.astype(np.float64), **lengths))
+    # one input of each type
+    assert_matches(got, cross(a32, b32.astype(np.float64), **lengths))
+    assert_matches(got, cross(a32.astype(np.float64), b32, **lengths))
 
 
 def test_flat_landmark_axis_is_accepted(random_pair: tuple[np.ndarray, ...]) -> None:
