@@ -7,7 +7,10 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use gkd_core::{
     pair_distance, pairwise, with_threads, Control, DtwOptions, EngineOptions, FrameSet,
     HandParams, Metric, MissingCost, PairOptions, Scratch,
@@ -98,23 +101,15 @@ fn all_pairs(c: &mut Criterion) {
     for metric in metrics() {
         let set = FrameSet::prepare(x.view(), &lengths, &metric, "x").unwrap();
         let opts = EngineOptions::new(metric);
-        for threads in [1, 2] {
-            group.bench_with_input(
-                BenchmarkId::new(metric.name(), threads),
-                &threads,
-                |bench, &threads| {
-                    bench.iter(|| {
-                        with_threads(Some(threads), || pairwise(&set, &opts, &Control::new()))
-                    })
-                },
-            );
-        }
+        on_1_and_2_threads(&mut group, metric, || {
+            pairwise(&set, &opts, &Control::new())
+        });
     }
     group.finish();
 }
 
-/// Normalising the inputs is not free: a call against 6,300 SIGNUM-sized
-/// references prepares half a million frames before the first pair.
+/// Normalising the inputs is not free: a call against 6,300 SIGNUM-sized references
+/// prepares half a million frames before the first pair.
 fn prepare(c: &mut Criterion) {
     const PREPARED: usize = 1000;
     let x = hands(PREPARED);
@@ -123,21 +118,26 @@ fn prepare(c: &mut Criterion) {
     group.sample_size(20);
     group.throughput(Throughput::Elements((PREPARED * FRAMES) as u64));
     for metric in metrics() {
-        for threads in [1, 2] {
-            group.bench_with_input(
-                BenchmarkId::new(metric.name(), threads),
-                &threads,
-                |bench, &threads| {
-                    bench.iter(|| {
-                        with_threads(Some(threads), || {
-                            FrameSet::prepare(x.view(), &lengths, &metric, "x")
-                        })
-                    })
-                },
-            );
-        }
+        on_1_and_2_threads(&mut group, metric, || {
+            FrameSet::prepare(x.view(), &lengths, &metric, "x")
+        });
     }
     group.finish();
+}
+
+/// Benchmarks `work` on a pool of 1 and of 2 threads, as `metric/threads`.
+fn on_1_and_2_threads<R: Send>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    metric: Metric,
+    work: impl Fn() -> R + Sync,
+) {
+    for threads in [1, 2] {
+        group.bench_with_input(
+            BenchmarkId::new(metric.name(), threads),
+            &threads,
+            |bench, &threads| bench.iter(|| with_threads(Some(threads), &work)),
+        );
+    }
 }
 
 criterion_group!(benches, frame_cost, dtw_pair, all_pairs, prepare);
