@@ -122,7 +122,7 @@ impl FrameSet {
         let mut anchors = vec![[0.0; 3]; if hand { total_frames } else { 0 }];
 
         // Each sequence owns disjoint slices of the three buffers, so the sequences are
-        // normalised in parallel: serial, this step cost about a tenth of a SIGNUM-sized block.
+        // normalised in parallel: serial, this step cost about 7 % of a SIGNUM-sized block.
         // The frames are written straight into fresh memory, not zeroed first: zeroing
         // hundreds of megabytes on one thread cost as much as the normalisation itself.
         let mut parts = Vec::with_capacity(n);
