@@ -112,9 +112,7 @@ impl FrameSet {
         let block_len = 3 * shape_landmarks * LANES;
         let first_block = running_starts(lengths.iter().map(|len| len.div_ceil(LANES)));
         let first_frame = running_starts(lengths.iter().copied());
-        let total_blocks = first_block
-            .last()
-            .map_or(0, |&b| b + lengths[n - 1].div_ceil(LANES));
+        let total_blocks: usize = lengths.iter().map(|len| len.div_ceil(LANES)).sum();
         let total_frames: usize = lengths.iter().sum();
         let total_values = total_blocks * block_len;
         let mut blocks = try_with_capacity(total_values, "normalised frames")?;
