@@ -40,7 +40,9 @@ and 0.8× as long: a people-move-at-different-speeds check that training subject
 speed cannot give on their own (it chose ``TrainConfig.positions = "relative"``).
 ``--knn-check`` gives the 1-NN teacher's held-out accuracy at the same speeds;
 ``--teacher-groups`` makes that teacher align each body part on its own and sum the parts;
-``--teacher-band`` gives the teacher a Sakoe-Chiba band (there and in the students' targets).
+``--teacher-band`` gives the teacher a Sakoe-Chiba band (there and in the students' targets);
+``--teacher-lead`` gives its frames their motion (``TeacherConfig.lead``, there and in the
+targets).
 
 Students train on the CPU unless ``--device`` says otherwise. A GPU's floating-point sums
 differ from the CPU's, so compare variants trained on the same device.
@@ -58,6 +60,7 @@ Usage::
     python benches/tune_mhad.py --knn-check --stretch 1.25 0.8
     python benches/tune_mhad.py --knn-check --teacher-groups torso,left_arm,right_arm
     python benches/tune_mhad.py --knn-check --subjects 1 2 3 4 5 --teacher-band 10
+    python benches/tune_mhad.py --knn-check --subjects 1 2 3 4 5 --teacher-lead 10
     python benches/tune_mhad.py --variants default dropout=0.3 --device cuda --threads 4
 """
 
@@ -177,8 +180,8 @@ def _teacher_cross(
     pairs = [(queries.select_landmarks(g), references.select_landmarks(g)) for g in teacher.groups]
     return sum(
         cross(
-            a.sequences,
-            b.sequences,
+            teacher.frames(a.sequences, a.lengths),
+            teacher.frames(b.sequences, b.lengths),
             lengths_a=a.lengths,
             lengths_b=b.lengths,
             metric=teacher.metric,
@@ -480,6 +483,14 @@ def main() -> None:
         help="the teacher's Sakoe-Chiba band half-width in frames, for --knn-check and for the "
         "students' soft targets (default: no band, as gkd-run)",
     )
+    parser.add_argument(
+        "--teacher-lead",
+        type=float,
+        default=None,
+        help="frames ahead along each landmark's velocity that the teacher's frames also carry "
+        "(TeacherConfig.lead), for --knn-check and for the students' soft targets "
+        "(default: TeacherConfig's)",
+    )
     args = parser.parse_args()
     print(f"gkd imported from {GKD_SOURCE}", file=sys.stderr, flush=True)
     if args.methods is None:
@@ -492,9 +503,15 @@ def main() -> None:
     data = load_mhad_all()
     if args.teacher_band is not None and args.teacher_band < 0:
         raise SystemExit(f"--teacher-band must be >= 0 frames, got {args.teacher_band}")
-    teacher = TeacherConfig(
-        groups=tuple(g for g in args.teacher_groups.split(",") if g), band=args.teacher_band
-    )
+    lead = {} if args.teacher_lead is None else {"lead": args.teacher_lead}
+    try:
+        teacher = TeacherConfig(
+            groups=tuple(g for g in args.teacher_groups.split(",") if g),
+            band=args.teacher_band,
+            **lead,
+        )
+    except ValueError as error:
+        raise SystemExit(f"--teacher-lead: {error}") from None
     if teacher.groups and not args.knn_check:
         raise SystemExit("--teacher-groups is for --knn-check only")
     for group in teacher.groups:
@@ -508,7 +525,7 @@ def main() -> None:
         _knn_check(data, teacher, args)
         return
     distances = DistanceCache(args.cache_dir).pairwise(
-        data.sequences,
+        teacher.frames(data.sequences, data.lengths),
         lengths=data.lengths,
         metric=teacher.metric,
         band=teacher.band,
@@ -635,6 +652,7 @@ def main() -> None:
             "mean": summary,
             "all": scores,
             "seconds": time.perf_counter() - start,
+            "teacher": {"band": teacher.band, "lead": teacher.lead},
             "gkd_source": GKD_SOURCE,
         }
         print(json.dumps(line), flush=True)

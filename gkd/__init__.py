@@ -31,7 +31,15 @@ from gkd.datasets import (
     save_npz,
     split_dataset,
 )
-from gkd.distances import METRICS, HandParams, Metric, cross, max_frame_cost, pairwise
+from gkd.distances import (
+    METRICS,
+    HandParams,
+    Metric,
+    cross,
+    max_frame_cost,
+    pairwise,
+    with_motion,
+)
 from gkd.metrics import classification_metrics
 from gkd.teacher import choose_k, knn_predict, soft_targets
 
@@ -92,4 +100,5 @@ __all__ = [
     "soft_targets",
     "split_dataset",
     "train",
+    "with_motion",
 ]

@@ -24,6 +24,11 @@ Metric = Literal["procrustes", "procrustes-sum", "hand", "procrustes-paper"]
 
 METRICS: tuple[str, ...] = get_args(Metric)
 
+MOTION_METRICS: tuple[str, ...] = ("procrustes", "procrustes-sum")
+"""Metrics for frames that carry motion (:func:`with_motion`). Not ``hand``: a hand missing
+from a frame (all zeros) would make its neighbours' velocities meaningless; not
+``procrustes-paper``, which reproduces the paper's pose-only cost."""
+
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(pairs_done, pairs_total)`` about twenty times a second."""
 
@@ -178,6 +183,61 @@ def pairwise(
     pairs = n * (n - 1) if metric == "procrustes-paper" else n * (n - 1) // 2
     with _progress(progress, pairs) as callback:
         return _core.distance_matrix(xs, ls, progress=callback, names=("x", "x"), **options)
+
+
+def with_motion(
+    x: ArrayLike, *, lengths: ArrayLike | None = None, lead: float, name: str = "x"
+) -> NDArray[np.floating]:
+    """Each frame's landmarks followed by the same landmarks moved ``lead`` frames ahead.
+
+    The Procrustes frame cost sees one pose at a time, so a pose held still and the same pose
+    passed through at speed cost nothing to each other. With its velocity carried as ``L``
+    more landmarks, ``x[t] + lead · v[t]``, one rotation, scale and translation align where
+    each joint is and where it is heading, and the cost keeps every invariance it had.
+
+    Parameters
+    ----------
+    x : array_like
+        Sequences, shape ``(N, T, L, 3)`` (or ``(N, T, L·3)``), as for :func:`cross`.
+    lengths : array_like of int, optional
+        Valid frames of each sequence; default T. Frames past a length stay zero.
+    lead : float
+        Frames ahead, ``>= 0``. The velocity ``v[t]`` is the central difference
+        ``(x[t+1] − x[t−1]) / 2``, one-sided at a sequence's first and last frames, zero for a
+        sequence of one frame.
+    name : str
+        What error messages call ``x``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(N, T, 2L, 3)``, float32 or float64 as ``x`` (integers become float64).
+
+    Raises
+    ------
+    ValueError
+        A shape or length is unusable, ``lead`` is negative or not finite, or a valid frame
+        holds a value that is not finite (the message names the sequence and frame).
+    TypeError
+        ``x`` is not a real-valued array.
+    """
+    if not (math.isfinite(lead) and lead >= 0):
+        raise ValueError(f"lead must be a finite number of frames >= 0, got {lead}")
+    points, valid = _sequences(x, lengths, name)
+    n, t = points.shape[:2]
+    in_sequence = np.arange(t)[None, :] < valid[:, None]
+    bad = in_sequence & ~np.isfinite(points).all(axis=(2, 3))
+    if bad.any():
+        row, frame = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}: sequence {row}, frame {frame} holds a value that is not finite")
+    velocity = np.zeros_like(points)
+    velocity[:, 1:-1] = (points[:, 2:] - points[:, :-2]) / 2
+    rows = np.flatnonzero(valid > 1)
+    last = valid[rows] - 1
+    velocity[rows, 0] = points[rows, 1] - points[rows, 0]
+    velocity[rows, last] = points[rows, last] - points[rows, last - 1]
+    velocity[~in_sequence] = 0  # also the one-frame sequences' central differences of padding
+    return np.concatenate([points, points + points.dtype.type(lead) * velocity], axis=2)
 
 
 def _sequences(

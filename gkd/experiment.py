@@ -62,7 +62,14 @@ from gkd.datasets import (
     load_signum,
 )
 from gkd.datasets.mhad import PROTOCOLS
-from gkd.distances import HandParams, Metric, ProgressCallback, cross
+from gkd.distances import (
+    MOTION_METRICS,
+    HandParams,
+    Metric,
+    ProgressCallback,
+    cross,
+    with_motion,
+)
 from gkd.metrics import classification_metrics, confusion_matrix, time_inference
 from gkd.report import (
     plot_confusion_matrix,
@@ -153,6 +160,10 @@ class TeacherConfig:
     band, normalize, missing_cost, hand
         DTW band, path-length normalisation, missing-frame cost and hand-cost parameters, as
         for :func:`gkd.cross`.
+    lead : float
+        Frames ahead along each landmark's velocity (:func:`gkd.with_motion`), so that the
+        frame cost sees motion as well as pose; 0 compares poses alone. ``procrustes`` and
+        ``procrustes-sum`` only.
     ks : tuple of int
         k-NN candidates, chosen by validation accuracy.
     weighting : {"uniform", "distance"}
@@ -184,6 +195,7 @@ class TeacherConfig:
     normalize: bool = False
     missing_cost: float | None = None
     hand: HandParams | None = None
+    lead: float = 0.0
     ks: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 15)
     weighting: Literal["uniform", "distance"] = "uniform"
     temperatures: tuple[float, ...] = DEFAULT_TEMPERATURES
@@ -215,6 +227,20 @@ class TeacherConfig:
             )
         if self.soft_k is not None and self.soft_k < 1:
             raise ValueError(f"TeacherConfig.soft_k must be >= 1 or None, got {self.soft_k}")
+        object.__setattr__(self, "lead", float(self.lead))
+        if not (math.isfinite(self.lead) and self.lead >= 0):
+            raise ValueError(f"TeacherConfig.lead must be a finite number >= 0, got {self.lead}")
+        if self.lead and self.metric not in MOTION_METRICS:
+            raise ValueError(
+                f"TeacherConfig.lead is for the {' and '.join(MOTION_METRICS)} metrics, not "
+                f"{self.metric!r}"
+            )
+
+    def frames(self, sequences: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """What the engine compares: the landmarks, and with ``lead`` their motion as well."""
+        if not self.lead:
+            return sequences
+        return with_motion(sequences, lengths=lengths, lead=self.lead, name="sequences")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type form, for JSON and checkpoints."""
@@ -368,7 +394,8 @@ def _teacher_distances(
     total: NDArray[np.float64] | None = None
     for name, part in parts:
         label = f"{teacher.metric} DTW" + (f" ({name})" if teacher.groups else "")
-        found = cache.lookup(part.sequences, lengths=part.lengths, **settings)
+        frames = teacher.frames(part.sequences, part.lengths)
+        found = cache.lookup(frames, lengths=part.lengths, **settings)
         if found is not None:
             reporter.message(f"{label}: from the cache")
             bar: AbstractContextManager[ProgressCallback | None] = contextlib.nullcontext(None)
@@ -376,7 +403,7 @@ def _teacher_distances(
             bar = reporter.distances(label)
         with bar as callback:
             matrix = cache.pairwise(
-                part.sequences,
+                frames,
                 lengths=part.lengths,
                 threads=threads,
                 progress=callback,
@@ -400,17 +427,20 @@ def _knn_inference_ms(
 ) -> float:
     """Milliseconds for one query: its distances to every reference (all groups) and the vote.
 
-    Each timed call takes the next test sequence, so the figure is not one lucky length.
+    Each timed call takes the next test sequence, so the figure is not one lucky length. The
+    references' frames are prepared once, as a deployed k-NN would keep them; each query's
+    are prepared in the timed call.
     """
     n_queries = len(queries[0])
     counter = iter(range(1 << 62))
+    reference_frames = [teacher.frames(r.sequences, r.lengths) for r in references]
 
     def one_query() -> None:
         i = next(counter) % n_queries
         distances = sum(
             cross(
-                query.sequences[i : i + 1],
-                reference.sequences,
+                teacher.frames(query.sequences[i : i + 1], query.lengths[i : i + 1]),
+                frames,
                 lengths_a=query.lengths[i : i + 1],
                 lengths_b=reference.lengths,
                 metric=teacher.metric,
@@ -420,7 +450,7 @@ def _knn_inference_ms(
                 hand=teacher.hand,
                 threads=threads,
             )
-            for query, reference in zip(queries, references, strict=True)
+            for query, reference, frames in zip(queries, references, reference_frames, strict=True)
         )
         knn_predict(
             distances,
