@@ -200,7 +200,8 @@ def with_motion(
     x : array_like
         Sequences, shape ``(N, T, L, 3)`` (or ``(N, T, L·3)``), as for :func:`cross`.
     lengths : array_like of int, optional
-        Valid frames of each sequence; default T. Frames past a length stay zero.
+        Valid frames of each sequence; default T. Frames past a length are zero in the
+        result, whatever they held.
     lead : float
         Frames ahead, ``>= 0``. The velocity ``v[t]`` is the central difference
         ``(x[t+1] − x[t−1]) / 2``, one-sided at a sequence's first and last frames, zero for a
@@ -231,13 +232,15 @@ def with_motion(
         row, frame = (int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"{name}: sequence {row}, frame {frame} holds a value that is not finite")
     velocity = np.zeros_like(points)
-    velocity[:, 1:-1] = (points[:, 2:] - points[:, :-2]) / 2
     rows = np.flatnonzero(valid > 1)
     last = valid[rows] - 1
-    velocity[rows, 0] = points[rows, 1] - points[rows, 0]
-    velocity[rows, last] = points[rows, last] - points[rows, last - 1]
-    velocity[~in_sequence] = 0  # also the one-frame sequences' central differences of padding
-    return np.concatenate([points, points + points.dtype.type(lead) * velocity], axis=2)
+    with np.errstate(invalid="ignore", over="ignore"):  # padding may hold anything
+        velocity[:, 1:-1] = (points[:, 2:] - points[:, :-2]) / 2
+        velocity[rows, 0] = points[rows, 1] - points[rows, 0]
+        velocity[rows, last] = points[rows, last] - points[rows, last - 1]
+        out = np.concatenate([points, points + points.dtype.type(lead) * velocity], axis=2)
+    out[~in_sequence] = 0  # padding, whatever it held, is zero in the result
+    return out
 
 
 def _sequences(

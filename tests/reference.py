@@ -27,6 +27,10 @@ Definitions (the interface contract and issue 2):
   first to the last cell. A Sakoe-Chiba band of half-width ``band`` keeps cells with
   ``|i - j| <= max(band, |Ta - Tb|)``. With ``normalize=True`` the distance is divided by the
   number of cells on the best path; among paths of equal total cost the shortest one is best.
+* Motion (``with_motion``): a sequence's frame ``t`` of ``L`` landmarks becomes ``2L``: the
+  landmarks, then each moved ``lead`` frames ahead along its velocity, ``x[t] + lead * v[t]``,
+  where ``v[t] = (x[t+1] - x[t-1]) / 2`` inside the sequence, ``x[1] - x[0]`` at its first frame,
+  ``x[T-1] - x[T-2]`` at its last, and zero when it has one frame.
 """
 
 from __future__ import annotations
@@ -219,6 +223,24 @@ def distance(
 ) -> float:
     """Frame-cost DTW distance between two ``(T, L, 3)`` sequences (already cut to length)."""
     return dtw(cost_matrix(seq_a, seq_b, **options), band=band, normalize=normalize)
+
+
+def with_motion(sequence: np.ndarray, lead: float) -> np.ndarray:
+    """One ``(T, L, 3)`` sequence (cut to length) as ``(T, 2L, 3)``: landmarks, then motion."""
+    sequence = np.asarray(sequence, dtype=np.float64)
+    n_frames = len(sequence)
+    out = []
+    for t in range(n_frames):
+        if n_frames == 1:
+            velocity = np.zeros_like(sequence[t])
+        elif t == 0:
+            velocity = sequence[1] - sequence[0]
+        elif t == n_frames - 1:
+            velocity = sequence[t] - sequence[t - 1]
+        else:
+            velocity = (sequence[t + 1] - sequence[t - 1]) / 2
+        out.append(np.concatenate([sequence[t], sequence[t] + lead * velocity]))
+    return np.stack(out)
 
 
 def as_frames(x: np.ndarray) -> np.ndarray:

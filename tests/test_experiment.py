@@ -15,6 +15,7 @@ import torch
 import gkd.experiment as experiment
 from gkd.cache import cached_pairwise
 from gkd.datasets import make_synthetic_motion, save_npz
+from gkd.distances import pairwise, with_motion
 from gkd.experiment import (
     DIRECT,
     DISTILLED,
@@ -174,6 +175,40 @@ def test_soft_targets_leave_each_training_sample_out(motion, tmp_path, monkeypat
     # the refit's targets cover train + validation rows, on the training matrix's scale
     refit = expected(rows(motion, 1, 2, 3))
     np.testing.assert_allclose(captured["refit"], refit, rtol=1e-12)
+
+
+def test_teacher_with_motion_gives_the_targets_of_its_own_matrix(motion, tmp_path, monkeypatch):
+    captured: list[np.ndarray] = []
+    real_train = experiment.train
+
+    def spy(**kwargs):
+        if kwargs["teacher_targets"] is not None and kwargs["validation_set"] is not None:
+            captured.append(kwargs["teacher_targets"])
+        return real_train(**kwargs)
+
+    monkeypatch.setattr(experiment, "train", spy)
+    train = rows(motion, 1, 2)
+    for lead in (0.0, 3.0):  # one cache folder: each matrix is found under its own key
+        result = run(
+            motion,
+            tmp_path,
+            students=("distilled",),
+            teacher=TeacherConfig(temperature=0.05, lead=lead),
+        )
+        frames = with_motion(motion.sequences, lengths=motion.lengths, lead=lead)
+        distances = pairwise(frames if lead else motion.sequences, lengths=motion.lengths)
+        block = distances[np.ix_(train, train)]
+        expected = soft_targets(
+            block,
+            motion.labels[train],
+            n_classes=motion.n_classes,
+            temperature=0.05,
+            normalization="global",
+            self_index=np.arange(len(train)),
+        )
+        np.testing.assert_allclose(captured[-1], expected, rtol=1e-9, atol=1e-12)
+        assert result.document["metadata"]["teacher"]["lead"] == lead
+    assert not np.allclose(captured[0], captured[1])
 
 
 @pytest.mark.parametrize("relation_weight", [0.0, 2.0])
