@@ -251,6 +251,14 @@ Band = Annotated[
 Normalize = Annotated[
     bool, typer.Option("--normalize", help="Divide each distance by its warping path's length.")
 ]
+Lead = Annotated[
+    float,
+    typer.Option(
+        min=0,
+        help="Frames ahead along each landmark's velocity that the teacher's frames also carry, "
+        "so it compares motion as well as pose (procrustes and procrustes-sum; 0: poses alone).",
+    ),
+]
 Groups = Annotated[
     str | None,
     typer.Option(
@@ -607,6 +615,7 @@ def fit(
     metric: MetricOption = "procrustes",
     band: Band = None,
     normalize: Normalize = False,
+    lead: Lead = 0.0,
     groups: Groups = None,
     student_landmarks: Annotated[
         str | None,
@@ -646,6 +655,7 @@ def fit(
                 metric=metric,
                 band=band,
                 normalize=normalize,
+                lead=lead,
                 groups=_name_list(groups),
                 temperature=_temperature(temperature),
             ),
@@ -678,6 +688,7 @@ def distances(
     metric: MetricOption = "procrustes",
     band: Band = None,
     normalize: Normalize = False,
+    lead: Lead = 0.0,
     groups: Groups = None,
     threads: Annotated[
         int | None, typer.Option(min=1, help="Engine threads (default: all cores).")
@@ -701,7 +712,12 @@ def distances(
     with _errors(debug, KEPT_BY_DISTANCES):
         from gkd.cache import DistanceCache
         from gkd.datasets import load_npz
+        from gkd.distances import MOTION_METRICS, with_motion
 
+        if lead and metric not in MOTION_METRICS:
+            raise ValueError(
+                f"--lead is for the {' and '.join(MOTION_METRICS)} metrics, not {metric}"
+            )
         dataset = load_npz(input)
         parts = [dataset.select_landmarks(g) for g in _name_list(groups)] or [dataset]
         cache = DistanceCache(cache_dir)
@@ -712,8 +728,11 @@ def distances(
             label = f"{metric} DTW" + (f" ({_name_list(groups)[index]})" if groups else "")
             bar = reporter.distances(label) if reporter else contextlib.nullcontext(None)
             with bar as callback:
+                frames = part.sequences
+                if lead:
+                    frames = with_motion(frames, lengths=part.lengths, lead=lead, name=str(input))
                 matrix = cache.pairwise(
-                    part.sequences,
+                    frames,
                     lengths=part.lengths,
                     metric=metric,
                     band=band,

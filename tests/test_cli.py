@@ -26,6 +26,7 @@ import gkd.experiment as experiment
 from gkd.cache import DistanceCache, cached_pairwise, distance_key
 from gkd.cli import app
 from gkd.datasets import load_npz, make_synthetic_motion, make_synthetic_signum, save_npz
+from gkd.distances import pairwise, with_motion
 from gkd.experiment import predict_file
 from gkd.train import load_checkpoint
 
@@ -285,6 +286,8 @@ def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
         (["--test-subjects", "4", "--train-config", "{nope"], 2, "not valid JSON"),
         (["--test-subjects", "4", "--train-config", "[1]"], 2, "neither a JSON object"),
         (["--test-subjects", "4", "--train-config", '{"layers": 1}'], 1, "unknown TrainConfig"),
+        (["--test-subjects", "4", "--lead", "-1"], 2, "--lead"),
+        (["--test-subjects", "4", "--lead", "5", "--metric", "hand"], 1, "not 'hand'"),
     ],
 )
 def test_fit_errors(motion_file, tmp_path, args, code, message):
@@ -361,6 +364,20 @@ def test_distances_command(motion_file, tmp_path):
     )
     assert np.array_equal(np.load(out), expected)
     assert not [p for p in out.parent.iterdir() if p.name != "d.npy"]
+
+
+def test_distances_with_motion(motion_file, tmp_path):
+    out = tmp_path / "d.npy"
+    result = invoke("distances", motion_file, out, "--lead", "4", "-q", "--cache-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    dataset = load_npz(motion_file)
+    frames = with_motion(dataset.sequences, lengths=dataset.lengths, lead=4)
+    np.testing.assert_allclose(np.load(out), pairwise(frames, lengths=dataset.lengths), rtol=1e-12)
+    result = invoke("distances", motion_file, out, "--lead", "4", "--metric", "hand")
+    assert result.exit_code == 1
+    assert "--lead is for the procrustes and procrustes-sum metrics, not hand" in one_error_line(
+        result.output
+    )
 
 
 def test_distances_per_group_are_summed(signum_folder, tmp_path):
