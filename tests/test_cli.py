@@ -125,11 +125,12 @@ def fitted(motion_file, tmp_path_factory) -> Path:
                 "--threads",
                 "--retrain",
                 "--refit-scale",
+                "--lead",
             ],
         ),
         (["signum"], ["--data", "X_train.npy"]),
-        (["fit"], ["--test-subjects", "--metric", "--groups", "--student-landmarks"]),
-        (["distances"], ["--metric", "--band", "--block-rows", "resumes"]),
+        (["fit"], ["--test-subjects", "--metric", "--groups", "--student-landmarks", "--lead"]),
+        (["distances"], ["--metric", "--band", "--lead", "--block-rows", "resumes"]),
         (["predict"], ["--csv", "--output", "checkpoint"]),
     ],
 )
@@ -337,6 +338,20 @@ def test_unexpected_errors_and_interruptions(motion_file, tmp_path, monkeypatch)
     result = invoke("predict", tmp_path / "any.pt", motion_file)
     assert result.exit_code == 130
     assert one_error_line(result.output) == "gkd-run: error: interrupted"
+
+
+@pytest.mark.parametrize(("args", "lead"), [([], 0.0), (["--lead", "10"], 10.0)])
+def test_mhad_lead_reaches_the_teacher(monkeypatch, args, lead):
+    seen = {}
+
+    def record(**kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt  # stop before any work
+
+    monkeypatch.setattr(experiment, "run_mhad", record)
+    result = invoke("mhad", *args)
+    assert result.exit_code == 130, result.output
+    assert seen["teacher"].lead == lead
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
