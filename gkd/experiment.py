@@ -901,6 +901,7 @@ def run_experiment(
     reporter.message(
         f"teacher distances: {n} sequences, metric {teacher.metric}"
         + (f" on {' + '.join(teacher.groups)}" if teacher.groups else "")
+        + (f", frames with motion (lead {teacher.lead:g})" if teacher.lead else "")
     )
     distances = _teacher_distances(
         dataset, teacher, cache=DistanceCache(cache_dir), threads=threads, reporter=reporter
@@ -1270,6 +1271,11 @@ def _markdown(
     lines.append(
         f"Teacher: {info['teacher']['metric']} DTW"
         + (f" on {' + '.join(info['teacher']['groups'])}" if info["teacher"]["groups"] else "")
+        + (
+            f", frames with motion (lead {info['teacher']['lead']:g} frames)"
+            if info["teacher"].get("lead")
+            else ""
+        )
         + f"; k = {info['k']} chosen on validation "
         f"({100 * info['k_validation_accuracy'][str(info['k'])]:.1f} %), "
         f"{info['knn_references']} references; soft-target temperature "

@@ -208,6 +208,7 @@ def test_teacher_with_motion_gives_the_targets_of_its_own_matrix(motion, tmp_pat
         )
         np.testing.assert_allclose(captured[-1], expected, rtol=1e-9, atol=1e-12)
         assert result.document["metadata"]["teacher"]["lead"] == lead
+        assert ("frames with motion (lead 3 frames)" in result.markdown) == bool(lead)
     assert not np.allclose(captured[0], captured[1])
 
 
