@@ -251,3 +251,18 @@ def test_distance_to_a_transformed_copy_is_zero(rng: np.random.Generator) -> Non
     seq = rng.normal(size=(6, 8, 3))
     moved = 0.5 * seq @ random_rotation(rng) + 2.0
     assert ref.distance(seq, moved, metric="procrustes") == pytest.approx(0.0, abs=1e-6)
+
+
+def test_motion_of_a_steady_movement_is_the_pose_lead_frames_ahead(
+    rng: np.random.Generator,
+) -> None:
+    start, step = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    path = start + np.arange(5)[:, None, None] * step  # every landmark at constant velocity
+    out = ref.with_motion(path, 2.5)
+    assert out.shape == (5, 8, 3)
+    np.testing.assert_array_equal(out[:, :4], path)
+    # central and one-sided differences alike give the step, so the end frames extrapolate too
+    ahead = start + (np.arange(5) + 2.5)[:, None, None] * step
+    np.testing.assert_allclose(out[:, 4:], ahead, rtol=1e-12, atol=1e-12)
+    # one frame has no motion
+    np.testing.assert_array_equal(ref.with_motion(path[:1], 2.5)[0, 4:], path[0])
