@@ -5,12 +5,15 @@ checkpoints are in ``--run`` (a ``gkd-run mhad --out`` folder): k-NN = one test 
 against every reference (train + validation) plus the vote, on the CPU; students = batched
 inference over the test split from the saved checkpoints (all students of a run made with
 ``--ensemble``), on the CPU or with ``--device cuda`` on the GPU. Medians over ``--repeats``
-after a warm-up.
+after a warm-up. ``--lead L`` times the k-NN of a teacher whose frames carry their motion
+(``gkd-run mhad --lead L``): the references' frames are prepared once, each query's in the timed
+call, as ``gkd-run`` times it.
 
 Usage::
 
     python benches/inference_timing.py --run runs/mhad-paper --protocol paper
     python benches/inference_timing.py --run runs/mhad-paper --device cuda --threads 16
+    python benches/inference_timing.py --run runs/mhad-paper --lead 10
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gkd import cross, knn_predict, load_mhad
+from gkd import cross, knn_predict, load_mhad, with_motion
 from gkd.metrics import time_inference
 from gkd.train import ensemble_proba, load_checkpoint, resolve_device
 
@@ -37,6 +40,9 @@ def main() -> None:
     parser.add_argument("--protocol", choices=["paper", "cross-subject"], default="paper")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument(
+        "--lead", type=float, default=0.0, help="the teacher's motion lead in frames (0: poses)"
+    )
     parser.add_argument(
         "--device", choices=["cpu", "cuda"], default="cpu", help="where the students run"
     )
@@ -57,12 +63,17 @@ def main() -> None:
     reference_labels = np.concatenate([splits.train.labels, splits.validation.labels])
     if references.shape[1] != test.sequences.shape[1]:
         raise SystemExit("train and test frame counts differ; pad them first")
+    if args.lead:
+        references = with_motion(references, lengths=reference_lengths, lead=args.lead)
     counter = iter(range(1 << 62))
 
     def one_query() -> None:
         i = next(counter) % len(test)
+        query = test.sequences[i : i + 1]
+        if args.lead:
+            query = with_motion(query, lengths=test.lengths[i : i + 1], lead=args.lead)
         d = cross(
-            test.sequences[i : i + 1],
+            query,
             references,
             lengths_a=test.lengths[i : i + 1],
             lengths_b=reference_lengths,
@@ -73,6 +84,7 @@ def main() -> None:
     knn = time_inference(one_query, n_samples=1, warmup=1, repeats=args.repeats)
     print(
         f"k-NN teacher: {knn:.1f} ms/sample, {len(references)} references, {args.threads} threads"
+        + (f", lead {args.lead:g}" if args.lead else "")
     )
     for kind in ("direct", "distilled"):
         runs: dict[str, list[Path]] = defaultdict(list)  # a run's checkpoints: its students
