@@ -90,6 +90,9 @@ def main() -> None:
         runs: dict[str, list[Path]] = defaultdict(list)  # a run's checkpoints: its students
         for checkpoint in sorted(args.run.glob(f"checkpoints/{kind}_seed*.pt")):
             runs[re.sub(r"_member\d+$", "", checkpoint.stem)].append(checkpoint)
+        if not runs:  # a run of one student only (--students)
+            print(f"{kind}: no checkpoints in {args.run}")
+            continue
         times = []
         for paths in runs.values():
             models = [load_checkpoint(path)[0] for path in paths]
