@@ -713,12 +713,9 @@ def distances(
     with _errors(debug, KEPT_BY_DISTANCES):
         from gkd.cache import DistanceCache
         from gkd.datasets import load_npz
-        from gkd.distances import MOTION_METRICS, with_motion
+        from gkd.distances import check_lead, with_motion
 
-        if lead and metric not in MOTION_METRICS:
-            raise ValueError(
-                f"--lead is for the {' and '.join(MOTION_METRICS)} metrics, not {metric}"
-            )
+        check_lead(lead, metric, what="--lead")
         dataset = load_npz(input)
         parts = [dataset.select_landmarks(g) for g in _name_list(groups)] or [dataset]
         cache = DistanceCache(cache_dir)

@@ -222,11 +222,9 @@ def with_motion(
     TypeError
         ``x`` is not a real-valued array.
     """
-    if not (math.isfinite(lead) and lead >= 0):
-        raise ValueError(f"lead must be a finite number of frames >= 0, got {lead}")
+    check_lead(lead)
     points, valid = _sequences(x, lengths, name)
-    n, t = points.shape[:2]
-    in_sequence = np.arange(t)[None, :] < valid[:, None]
+    in_sequence = np.arange(points.shape[1])[None, :] < valid[:, None]
     bad = in_sequence & ~np.isfinite(points).all(axis=(2, 3))
     if bad.any():
         row, frame = (int(i) for i in np.argwhere(bad)[0])
@@ -241,6 +239,19 @@ def with_motion(
         out = np.concatenate([points, points + points.dtype.type(lead) * velocity], axis=2)
     out[~in_sequence] = 0  # padding, whatever it held, is zero in the result
     return out
+
+
+def check_lead(lead: float, metric: str | None = None, *, what: str = "lead") -> None:
+    """Refuses a motion lead that is negative or not finite, or one for a pose-only ``metric``.
+
+    ``what`` names the setting in the message (``"--lead"``, ``"TeacherConfig.lead"``).
+    """
+    if not (math.isfinite(lead) and lead >= 0):
+        raise ValueError(f"{what} must be a finite number of frames >= 0, got {lead}")
+    if lead and metric is not None and metric not in MOTION_METRICS:
+        raise ValueError(
+            f"{what} is for the {' and '.join(MOTION_METRICS)} metrics, not {metric!r}"
+        )
 
 
 def _sequences(

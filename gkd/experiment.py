@@ -63,10 +63,10 @@ from gkd.datasets import (
 )
 from gkd.datasets.mhad import PROTOCOLS
 from gkd.distances import (
-    MOTION_METRICS,
     HandParams,
     Metric,
     ProgressCallback,
+    check_lead,
     cross,
     with_motion,
 )
@@ -228,13 +228,7 @@ class TeacherConfig:
         if self.soft_k is not None and self.soft_k < 1:
             raise ValueError(f"TeacherConfig.soft_k must be >= 1 or None, got {self.soft_k}")
         object.__setattr__(self, "lead", float(self.lead))
-        if not (math.isfinite(self.lead) and self.lead >= 0):
-            raise ValueError(f"TeacherConfig.lead must be a finite number >= 0, got {self.lead}")
-        if self.lead and self.metric not in MOTION_METRICS:
-            raise ValueError(
-                f"TeacherConfig.lead is for the {' and '.join(MOTION_METRICS)} metrics, not "
-                f"{self.metric!r}"
-            )
+        check_lead(self.lead, self.metric, what="TeacherConfig.lead")
 
     def frames(self, sequences: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """What the engine compares: the landmarks, and with ``lead`` their motion as well."""

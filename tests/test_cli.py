@@ -390,7 +390,7 @@ def test_distances_with_motion(motion_file, tmp_path):
     np.testing.assert_allclose(np.load(out), pairwise(frames, lengths=dataset.lengths), rtol=1e-12)
     result = invoke("distances", motion_file, out, "--lead", "4", "--metric", "hand")
     assert result.exit_code == 1
-    assert "--lead is for the procrustes and procrustes-sum metrics, not hand" in one_error_line(
+    assert "--lead is for the procrustes and procrustes-sum metrics, not 'hand'" in one_error_line(
         result.output
     )
 
