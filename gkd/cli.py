@@ -256,7 +256,8 @@ Lead = Annotated[
     typer.Option(
         min=0,
         help="Frames ahead along each landmark's velocity that the teacher's frames also carry, "
-        "so it compares motion as well as pose (procrustes and procrustes-sum; 0: poses alone).",
+        "so it compares motion as well as pose (procrustes and procrustes-sum; 0: poses alone). "
+        "10 won on UTD-MHAD's training subjects at 30 frames a second; scale it to your rate.",
     ),
 ]
 Groups = Annotated[

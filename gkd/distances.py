@@ -205,7 +205,8 @@ def with_motion(
     lead : float
         Frames ahead, ``>= 0``. The velocity ``v[t]`` is the central difference
         ``(x[t+1] − x[t−1]) / 2``, one-sided at a sequence's first and last frames, zero for a
-        sequence of one frame.
+        sequence of one frame. A lead is a time at the data's frame rate: 10 frames (a third of
+        a second at UTD-MHAD's 30 a second) won the teacher's check on its training subjects.
     name : str
         What error messages call ``x``.
 
