@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gkd import cross, knn_predict, load_mhad, with_motion
+from gkd import cross, knn_predict, load_mhad
+from gkd.experiment import TeacherConfig
 from gkd.metrics import time_inference
 from gkd.train import ensemble_proba, load_checkpoint, resolve_device
 
@@ -63,17 +64,14 @@ def main() -> None:
     reference_labels = np.concatenate([splits.train.labels, splits.validation.labels])
     if references.shape[1] != test.sequences.shape[1]:
         raise SystemExit("train and test frame counts differ; pad them first")
-    if args.lead:
-        references = with_motion(references, lengths=reference_lengths, lead=args.lead)
+    teacher = TeacherConfig(lead=args.lead)
+    references = teacher.frames(references, reference_lengths)
     counter = iter(range(1 << 62))
 
     def one_query() -> None:
         i = next(counter) % len(test)
-        query = test.sequences[i : i + 1]
-        if args.lead:
-            query = with_motion(query, lengths=test.lengths[i : i + 1], lead=args.lead)
         d = cross(
-            query,
+            teacher.frames(test.sequences[i : i + 1], test.lengths[i : i + 1]),
             references,
             lengths_a=test.lengths[i : i + 1],
             lengths_b=reference_lengths,

@@ -1267,7 +1267,7 @@ def _markdown(
         + (f" on {' + '.join(info['teacher']['groups'])}" if info["teacher"]["groups"] else "")
         + (
             f", frames with motion (lead {info['teacher']['lead']:g} frames)"
-            if info["teacher"].get("lead")
+            if info["teacher"]["lead"]
             else ""
         )
         + f"; k = {info['k']} chosen on validation "
