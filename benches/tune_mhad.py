@@ -23,7 +23,9 @@ A variant is ``default`` or a list of changes from the current defaults,
 - ``velocities``, ``distances``, ``frames``: :class:`gkd.student.Preprocessing` fields;
 - ``blends``: add this many (times the training set) blends of two training sequences to
   the distilled student's training set, labelled by the teacher (``blend_low``: the first
-  source's smallest weight, default 0.5);
+  source's smallest weight, default 0.5); with ``--methods direct`` the direct transformer
+  trains on the same blends with their first source's label, the control that says whether a
+  gain is the teacher's or the blends';
 - any other :class:`gkd.train.TrainConfig` field.
 
 A direct transformer is trained only when the variant changes it, and never with
@@ -587,13 +589,13 @@ def main() -> None:
             )
             train_set, val_set = data.subset(train_rows), data.subset(val_rows)
             stretched_sets = [_slowed(val_set, stretch) for stretch in args.stretch]
-            distilled_set = train_set
+            student_set = train_set
             # The relational term compares the training rows' own distances (no blends there).
             relations = distances[np.ix_(train_rows, train_rows)]
             if blend_ratio > 0:
                 if config.relation_weight > 0:
                     raise SystemExit("blends and relation_weight do not go together")
-                distilled_set, targets = _with_blends(
+                student_set, targets = _with_blends(
                     train_set,
                     targets,
                     ratio=blend_ratio,
@@ -620,10 +622,12 @@ def main() -> None:
                         and not set(changes)
                         - {"alpha", "beta", "relation_weight", "non_target_weight"}
                         and not features
+                        and not blend_ratio
                     ):
                         continue  # teacher-only or distillation-only change: direct is default's
                     result = train(
-                        train_set=train_set if soft is None else distilled_set,
+                        # With blends, both students see the same sequences.
+                        train_set=student_set,
                         validation_set=val_set,
                         config=cfg,
                         teacher_targets=soft,
