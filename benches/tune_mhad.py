@@ -73,7 +73,6 @@ import itertools
 import json
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -82,13 +81,14 @@ import numpy as np
 import torch
 
 import gkd
+from gkd.blends import blend_sequences
 from gkd.cache import DistanceCache
 from gkd.datasets import MotionDataset, load_mhad_all
 from gkd.distances import cross
 
 # The pipeline's own scale and temperature rule (private helpers), so the folds match it.
 from gkd.experiment import TeacherConfig, _choose_temperature, _training_scale
-from gkd.student import Preprocessing, preprocess, resample_frames
+from gkd.student import Preprocessing, resample_frames
 from gkd.teacher import DEFAULT_TEMPERATURE, knn_predict, soft_targets
 from gkd.train import TrainConfig, predict, predict_proba, resolve_device, train
 
@@ -127,54 +127,6 @@ def _train_targets(
     return class_sums[labels] / counts[labels, None]
 
 
-def _normalised(points: np.ndarray, centre_landmarks: Sequence[int]) -> torch.Tensor:
-    """One sequence (T, L, 3) as a (1, T, L*3) batch, centred and scaled as the student does."""
-    batch = torch.from_numpy(points.reshape(1, len(points), -1))
-    mask = torch.zeros(batch.shape[:2], dtype=torch.bool)
-    return preprocess(batch, mask, Preprocessing(centre_landmarks=tuple(centre_landmarks)))
-
-
-def _mix_sequences(
-    dataset: MotionDataset,
-    count: int,
-    *,
-    seed: int,
-    weight_range: tuple[float, float],
-    centre_landmarks: Sequence[int],
-) -> tuple[MotionDataset, np.ndarray, np.ndarray]:
-    """``count`` random blends ``w * first + (1 - w) * second`` of two different sequences.
-
-    Both sources are centred and scaled as the student's input (:func:`gkd.student.preprocess`,
-    so bodies of any size and position blend),
-    the second resampled to the first one's length; ``w`` is uniform in ``weight_range``.
-    Returns the blends (with the first source's length, label and subject), the source rows
-    (count, 2) and the weights.
-    """
-    rng = np.random.default_rng(seed)
-    first = rng.integers(len(dataset), size=count)
-    # A different second source: shift by 1..N-1 places.
-    second = (first + rng.integers(1, len(dataset), size=count)) % len(dataset)
-    weights = rng.uniform(*weight_range, size=count)
-    sequences = np.zeros((count, dataset.max_frames, dataset.n_landmarks, 3), dtype=np.float32)
-    for row, (i, j, w) in enumerate(zip(first, second, weights, strict=True)):
-        a = dataset.sequences[i, : dataset.lengths[i]].astype(np.float64)
-        b = dataset.sequences[j, : dataset.lengths[j]].astype(np.float64)
-        first_points = _normalised(a, centre_landmarks)
-        second_points = _normalised(b, centre_landmarks)
-        unpadded = torch.zeros(second_points.shape[:2], dtype=torch.bool)
-        second_points = resample_frames(second_points, unpadded, len(a))
-        blend = w * first_points + (1.0 - w) * second_points
-        sequences[row, : len(a)] = blend.numpy().reshape(a.shape)
-    mixed = replace(
-        dataset,
-        sequences=sequences,
-        lengths=dataset.lengths[first].copy(),
-        labels=dataset.labels[first].copy(),
-        subjects=dataset.subjects[first].copy(),
-    )
-    return mixed, np.stack([first, second], axis=1).astype(np.int64), weights
-
-
 def _teacher_cross(
     queries: MotionDataset, references: MotionDataset, teacher: TeacherConfig, threads: int | None
 ) -> np.ndarray:
@@ -211,25 +163,18 @@ def _with_blends(
     A blend's target leaves out both of its sources, as a training row's leaves out itself.
     """
     centre = Preprocessing.for_landmarks(train_set.landmark_names).centre_landmarks
-    mixed, sources, _ = _mix_sequences(
-        train_set,
-        round(ratio * len(train_set)),
-        seed=seed,
-        weight_range=(low, 1.0),
-        centre_landmarks=centre,
+    blends = blend_sequences(
+        train_set, round(ratio * len(train_set)), seed=seed, low=low, centre_landmarks=centre
     )
+    mixed = blends.dataset
     d = _teacher_cross(mixed, train_set, teacher, threads)
-    rows = np.arange(len(mixed))
-    own = np.zeros(d.shape, dtype=bool)
-    own[rows, sources[:, 0]] = True
-    own[rows, sources[:, 1]] = True
     mixed_targets = soft_targets(
         d / scale,
         train_set.labels,
         n_classes=train_set.n_classes,
         temperature=temperature,
         normalization="none",
-        exclude=own,
+        exclude=blends.exclude(len(train_set)),
     )
     combined = replace(
         train_set,

@@ -20,6 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from gkd._core import __version__
+from gkd.blends import Blends, blend_sequences
 from gkd.datasets import (
     Batch,
     DatasetSplits,
@@ -75,6 +76,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "METRICS",
     "Batch",
+    "Blends",
     "DatasetSplits",
     "HandParams",
     "Metric",
@@ -83,6 +85,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "__version__",
+    "blend_sequences",
     "choose_k",
     "classification_metrics",
     "cross",
