@@ -81,13 +81,18 @@ import numpy as np
 import torch
 
 import gkd
-from gkd.blends import blend_sequences
 from gkd.cache import DistanceCache
 from gkd.datasets import MotionDataset, load_mhad_all
-from gkd.distances import cross
 
 # The pipeline's own scale and temperature rule (private helpers), so the folds match it.
-from gkd.experiment import TeacherConfig, _choose_temperature, _training_scale
+from gkd.experiment import (
+    TeacherConfig,
+    _choose_temperature,
+    _stacked,
+    _teacher_blends,
+    _teacher_cross,
+    _training_scale,
+)
 from gkd.student import Preprocessing, resample_frames
 from gkd.teacher import DEFAULT_TEMPERATURE, knn_predict, soft_targets
 from gkd.train import TrainConfig, predict, predict_proba, resolve_device, train
@@ -127,27 +132,8 @@ def _train_targets(
     return class_sums[labels] / counts[labels, None]
 
 
-def _teacher_cross(
-    queries: MotionDataset, references: MotionDataset, teacher: TeacherConfig, threads: int | None
-) -> np.ndarray:
-    """The teacher's (queries × references) distances, not cached; summed over its groups."""
-    pairs = [(queries.select_landmarks(g), references.select_landmarks(g)) for g in teacher.groups]
-    return sum(
-        cross(
-            teacher.frames(a.sequences, a.lengths),
-            teacher.frames(b.sequences, b.lengths),
-            lengths_a=a.lengths,
-            lengths_b=b.lengths,
-            metric=teacher.metric,
-            band=teacher.band,
-            threads=threads,
-        )
-        for a, b in pairs or [(queries, references)]
-    )
-
-
 def _with_blends(
-    train_set,
+    train_set: MotionDataset,
     targets: np.ndarray,
     *,
     ratio: float,
@@ -157,33 +143,20 @@ def _with_blends(
     teacher: TeacherConfig,
     seed: int,
     threads: int | None,
-):
-    """The training set plus ``ratio * N`` blends of training sequences, labelled by the teacher.
-
-    A blend's target leaves out both of its sources, as a training row's leaves out itself.
-    """
-    centre = Preprocessing.for_landmarks(train_set.landmark_names).centre_landmarks
-    blends = blend_sequences(
-        train_set, round(ratio * len(train_set)), seed=seed, low=low, centre_landmarks=centre
-    )
-    mixed = blends.dataset
-    d = _teacher_cross(mixed, train_set, teacher, threads)
-    mixed_targets = soft_targets(
-        d / scale,
-        train_set.labels,
-        n_classes=train_set.n_classes,
-        temperature=temperature,
-        normalization="none",
-        exclude=blends.exclude(len(train_set)),
-    )
-    combined = replace(
+) -> tuple[MotionDataset, np.ndarray]:
+    """The training set plus ``ratio * N`` blends of training sequences, labelled by the teacher
+    as gkd-run labels them (``TeacherConfig.blends``); ``low``: the first source's smallest
+    weight."""
+    made, blend_targets = _teacher_blends(
         train_set,
-        sequences=np.concatenate([train_set.sequences, mixed.sequences]),
-        lengths=np.concatenate([train_set.lengths, mixed.lengths]),
-        labels=np.concatenate([train_set.labels, mixed.labels]),
-        subjects=np.concatenate([train_set.subjects, mixed.subjects]),
+        replace(teacher, blends=ratio),
+        seed=seed,
+        low=low,
+        scale=scale,
+        temperature=temperature,
+        threads=threads,
     )
-    return combined, np.concatenate([targets, mixed_targets])
+    return _stacked(train_set, made.dataset), np.concatenate([targets, blend_targets])
 
 
 def _slowed(dataset: MotionDataset, stretch: float) -> MotionDataset:
@@ -333,7 +306,7 @@ def _knn_check(data, teacher: TeacherConfig, args) -> None:
         scores = {}
         for stretch in [1.0, *args.stretch]:
             played = queries if stretch == 1.0 else _slowed(queries, stretch)
-            d = _teacher_cross(played, references, teacher, args.threads)
+            d = _teacher_cross(played, references, teacher, threads=args.threads)
             hits = knn_predict(d, references.labels, k=1) == played.labels
             scores[f"x{stretch:g}"] = float(np.mean(hits))
         print(json.dumps({"knn_check": held_out, **scores}), flush=True)

@@ -126,10 +126,21 @@ def fitted(motion_file, tmp_path_factory) -> Path:
                 "--retrain",
                 "--refit-scale",
                 "--lead",
+                "--blends",
             ],
         ),
         (["signum"], ["--data", "X_train.npy"]),
-        (["fit"], ["--test-subjects", "--metric", "--groups", "--student-landmarks", "--lead"]),
+        (
+            ["fit"],
+            [
+                "--test-subjects",
+                "--metric",
+                "--groups",
+                "--student-landmarks",
+                "--lead",
+                "--blends",
+            ],
+        ),
         (["distances"], ["--metric", "--band", "--lead", "--block-rows", "resumes"]),
         (["predict"], ["--csv", "--output", "checkpoint"]),
     ],
@@ -289,6 +300,12 @@ def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
         (["--test-subjects", "4", "--train-config", '{"layers": 1}'], 1, "unknown TrainConfig"),
         (["--test-subjects", "4", "--lead", "-1"], 2, "--lead"),
         (["--test-subjects", "4", "--lead", "5", "--metric", "hand"], 1, "not 'hand'"),
+        (["--test-subjects", "4", "--blends", "-1"], 2, "--blends"),
+        (
+            ["--test-subjects", "4", "--blends", "1", "--metric", "hand"],
+            1,
+            "with the 'hand' metric",
+        ),
     ],
 )
 def test_fit_errors(motion_file, tmp_path, args, code, message):
@@ -340,8 +357,11 @@ def test_unexpected_errors_and_interruptions(motion_file, tmp_path, monkeypatch)
     assert one_error_line(result.output) == "gkd-run: error: interrupted"
 
 
-@pytest.mark.parametrize(("args", "lead"), [([], 0.0), (["--lead", "10"], 10.0)])
-def test_mhad_lead_reaches_the_teacher(monkeypatch, args, lead):
+@pytest.mark.parametrize(
+    ("args", "lead", "blends"),
+    [([], 0.0, 0.0), (["--lead", "10"], 10.0, 0.0), (["--lead", "10", "--blends", "2"], 10.0, 2.0)],
+)
+def test_mhad_lead_and_blends_reach_the_teacher(monkeypatch, args, lead, blends):
     seen = {}
 
     def record(**kwargs):
@@ -352,6 +372,7 @@ def test_mhad_lead_reaches_the_teacher(monkeypatch, args, lead):
     result = invoke("mhad", *args)
     assert result.exit_code == 130, result.output
     assert seen["teacher"].lead == lead
+    assert seen["teacher"].blends == blends
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")

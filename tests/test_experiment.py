@@ -13,9 +13,10 @@ import pytest
 import torch
 
 import gkd.experiment as experiment
+from gkd.blends import blend_sequences
 from gkd.cache import cached_pairwise
 from gkd.datasets import make_synthetic_motion, save_npz
-from gkd.distances import pairwise, with_motion
+from gkd.distances import cross, pairwise, with_motion
 from gkd.experiment import (
     DIRECT,
     DISTILLED,
@@ -25,6 +26,7 @@ from gkd.experiment import (
     run_experiment,
     run_npz,
 )
+from gkd.student import Preprocessing
 from gkd.teacher import soft_targets
 from gkd.train import TrainConfig, load_checkpoint, predict_proba
 
@@ -210,6 +212,63 @@ def test_teacher_with_motion_gives_the_targets_of_its_own_matrix(motion, tmp_pat
         assert result.document["metadata"]["teacher"]["lead"] == lead
         assert ("frames with motion (lead 3 frames)" in result.markdown) == bool(lead)
     assert not np.allclose(captured[0], captured[1])
+
+
+def test_blends_join_the_distilled_students_training_with_the_teachers_targets(
+    motion, tmp_path, monkeypatch
+):
+    calls: list[dict] = []
+    real_train = experiment.train
+
+    def spy(**kwargs):
+        calls.append(kwargs)
+        return real_train(**kwargs)
+
+    monkeypatch.setattr(experiment, "train", spy)
+    result = run(motion, tmp_path, teacher=TeacherConfig(temperature=0.05, blends=1.0))
+    train, refit = rows(motion, 1, 2), rows(motion, 1, 2, 3)
+    sizes = {
+        (k["teacher_targets"] is not None, k["validation_set"] is None): len(k["train_set"])
+        for k in calls
+    }
+    # The direct transformer sees the training rows alone; the distilled student one blend more
+    # for each training (and, in the refit, validation) row.
+    assert sizes == {
+        (False, False): len(train),
+        (False, True): len(refit),
+        (True, False): 2 * len(train),
+        (True, True): 2 * len(refit),
+    }
+    selection = next(k for k in calls if k["teacher_targets"] is not None)
+    centre = Preprocessing.for_landmarks(motion.landmark_names).centre_landmarks
+    blends = blend_sequences(motion.subset(train), len(train), seed=0, centre_landmarks=centre)
+    seen = selection["train_set"]
+    np.testing.assert_array_equal(seen.sequences[: len(train)], motion.subset(train).sequences)
+    np.testing.assert_array_equal(seen.sequences[len(train) :], blends.dataset.sequences)
+    np.testing.assert_array_equal(seen.labels[len(train) :], blends.dataset.labels)
+    # A blend's target: its distances to the training rows but its two sources, on the
+    # training matrix's scale.
+    distances = pairwise(motion.sequences, lengths=motion.lengths)
+    block = distances[np.ix_(train, train)]
+    off_diagonal = block[~np.eye(len(train), dtype=bool)]
+    scale = off_diagonal.max() - off_diagonal.min()
+    to_train = cross(
+        blends.dataset.sequences,
+        motion.subset(train).sequences,
+        lengths_a=blends.dataset.lengths,
+        lengths_b=motion.lengths[train],
+    )
+    expected = soft_targets(
+        to_train / scale,
+        motion.labels[train],
+        n_classes=motion.n_classes,
+        temperature=0.05,
+        normalization="none",
+        exclude=blends.exclude(len(train)),
+    )
+    np.testing.assert_allclose(selection["teacher_targets"][len(train) :], expected, rtol=1e-9)
+    assert "1 teacher-labelled blends per training sequence" in result.markdown
+    assert result.document["metadata"]["teacher"]["blends"] == 1.0
 
 
 @pytest.mark.parametrize("relation_weight", [0.0, 2.0])
@@ -550,6 +609,18 @@ def test_bad_options_are_refused(motion, tmp_path):
         TeacherConfig(temperature=0.0)
     with pytest.raises(ValueError, match="normalization"):
         TeacherConfig(normalization="max")  # type: ignore[arg-type]
+    for blends in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="TeacherConfig.blends must be a number >= 0"):
+            TeacherConfig(blends=blends)
+    with pytest.raises(ValueError, match="blends does not work with the 'hand' metric"):
+        TeacherConfig(metric="hand", blends=1.0)
+    with pytest.raises(ValueError, match="blends and TrainConfig.relation_weight do not go"):
+        run(
+            motion,
+            tmp_path,
+            teacher=TeacherConfig(blends=1.0),
+            train_config=replace(TINY, relation_weight=1.0),
+        )
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             run(motion, tmp_path, device="cuda")
