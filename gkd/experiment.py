@@ -252,6 +252,16 @@ class TeacherConfig:
             return sequences
         return with_motion(sequences, lengths=lengths, lead=self.lead, name="sequences")
 
+    def engine_options(self) -> dict[str, Any]:
+        """The options of :func:`gkd.cross` that this teacher sets (also the cache's key)."""
+        return {
+            "metric": self.metric,
+            "band": self.band,
+            "normalize": self.normalize,
+            "missing_cost": self.missing_cost,
+            "hand": self.hand,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-type form, for JSON and checkpoints."""
         out = asdict(self)
@@ -394,13 +404,7 @@ def _teacher_distances(
 ) -> NDArray[np.float64]:
     """The teacher's (N, N) matrix over all rows: one cached matrix per group, summed."""
     parts = [(g, dataset.select_landmarks(g)) for g in teacher.groups] or [("all", dataset)]
-    settings: dict[str, Any] = {
-        "metric": teacher.metric,
-        "band": teacher.band,
-        "normalize": teacher.normalize,
-        "missing_cost": teacher.missing_cost,
-        "hand": teacher.hand,
-    }
+    settings = teacher.engine_options()
     total: NDArray[np.float64] | None = None
     for name, part in parts:
         label = f"{teacher.metric} DTW" + (f" ({name})" if teacher.groups else "")
@@ -441,13 +445,9 @@ def _teacher_cross(
             teacher.frames(b.sequences, b.lengths),
             lengths_a=a.lengths,
             lengths_b=b.lengths,
-            metric=teacher.metric,
-            band=teacher.band,
-            normalize=teacher.normalize,
-            missing_cost=teacher.missing_cost,
-            hand=teacher.hand,
             threads=threads,
             progress=progress,
+            **teacher.engine_options(),
         )
     return total
 
@@ -523,6 +523,7 @@ def _knn_inference_ms(
     n_queries = len(queries[0])
     counter = iter(range(1 << 62))
     reference_frames = [teacher.frames(r.sequences, r.lengths) for r in references]
+    options = teacher.engine_options()
 
     def one_query() -> None:
         i = next(counter) % n_queries
@@ -532,12 +533,8 @@ def _knn_inference_ms(
                 frames,
                 lengths_a=query.lengths[i : i + 1],
                 lengths_b=reference.lengths,
-                metric=teacher.metric,
-                band=teacher.band,
-                normalize=teacher.normalize,
-                missing_cost=teacher.missing_cost,
-                hand=teacher.hand,
                 threads=threads,
+                **options,
             )
             for query, reference, frames in zip(queries, references, reference_frames, strict=True)
         )
