@@ -1077,12 +1077,9 @@ def run_experiment(
 
     student_data = dataset.select_landmarks(student_landmarks) if student_landmarks else dataset
 
-    def distilled_set(rows: np.ndarray, targets: np.ndarray) -> tuple[MotionDataset, np.ndarray]:
-        """The distilled student's sequences of ``rows`` and their targets, with the teacher's
-        blends of them (``teacher.blends``) after them."""
-        own = student_data.subset(rows)
-        if not teacher.blends:
-            return own, targets
+    def with_blends(rows: np.ndarray, targets: np.ndarray) -> tuple[MotionDataset, np.ndarray]:
+        """The student's sequences of ``rows`` and their ``targets``, with the teacher's blends
+        of them (``teacher.blends`` per row) and the blends' targets after them."""
         count = round(teacher.blends * len(rows))
         with reporter.distances(f"{count} blends, labelled by the teacher") as bar:
             made, blend_targets = _teacher_blends(
@@ -1097,7 +1094,9 @@ def run_experiment(
         blended = made.dataset
         if student_landmarks:
             blended = blended.select_landmarks(student_landmarks)
-        return _stacked(own, blended), np.concatenate([targets, blend_targets])
+        return _stacked(student_data.subset(rows), blended), np.concatenate(
+            [targets, blend_targets]
+        )
 
     # Soft targets and relational blocks only for a distilled student (SIGNUM's training
     # block alone is 6,300² entries).
@@ -1115,10 +1114,10 @@ def run_experiment(
     student_sets = {DIRECT: (train_set, refit_set), DISTILLED: (train_set, refit_set)}
     if distilling and teacher.blends:
         assert train_targets is not None
-        distilled_train, train_targets = distilled_set(train_rows, train_targets)
+        distilled_train, train_targets = with_blends(train_rows, train_targets)
         distilled_refit = None
         if refit_targets is not None:
-            distilled_refit, refit_targets = distilled_set(refit_rows, refit_targets)
+            distilled_refit, refit_targets = with_blends(refit_rows, refit_targets)
         student_sets[DISTILLED] = (distilled_train, distilled_refit)
     # The relational term's distances between training rows: only when it is switched on.
     relational = distilling and base_config.relation_weight > 0
