@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from gkd.datasets import load_mhad_all
-from gkd.experiment import DIRECT, DISTILLED, KNN, TeacherConfig, run_mhad
+from gkd.experiment import DIRECT, DISTILLED, KNN, MHAD_TEACHER, run_mhad
 from gkd.student import Preprocessing
 
 # Variant -> (TeacherConfig changes, TrainConfig changes, run_mhad options).
@@ -80,7 +80,7 @@ def main() -> None:
         result = run_mhad(
             protocol=args.protocol,
             seeds=args.seeds,
-            teacher=dataclasses.replace(TeacherConfig(), **teacher_changes),  # type: ignore[arg-type]
+            teacher=dataclasses.replace(MHAD_TEACHER, **teacher_changes),  # type: ignore[arg-type]
             train_config=train_changes or None,
             cache_dir=args.cache_dir,
             threads=args.threads,

@@ -5,15 +5,15 @@ checkpoints are in ``--run`` (a ``gkd-run mhad --out`` folder): k-NN = one test 
 against every reference (train + validation) plus the vote, on the CPU; students = batched
 inference over the test split from the saved checkpoints (all students of a run made with
 ``--ensemble``), on the CPU or with ``--device cuda`` on the GPU. Medians over ``--repeats``
-after a warm-up. ``--lead L`` times the k-NN of a teacher whose frames carry their motion
-(``gkd-run mhad --lead L``): the references' frames are prepared once, each query's in the timed
-call, as ``gkd-run`` times it.
+after a warm-up. The k-NN's teacher is ``gkd-run mhad``'s, whose frames carry their motion
+(``--lead``, default 10; ``--lead 0``: poses alone): the references' frames are prepared once,
+each query's in the timed call, as ``gkd-run`` times it.
 
 Usage::
 
     python benches/inference_timing.py --run runs/mhad-paper --protocol paper
     python benches/inference_timing.py --run runs/mhad-paper --device cuda --threads 16
-    python benches/inference_timing.py --run runs/mhad-paper --lead 10
+    python benches/inference_timing.py --run runs/mhad-paper --lead 0
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import torch
 from gkd import cross, knn_predict, load_mhad
 from gkd.experiment import TeacherConfig
 from gkd.metrics import time_inference
+from gkd.teacher import MHAD_LEAD
 from gkd.train import ensemble_proba, load_checkpoint, resolve_device
 
 
@@ -42,7 +43,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument(
-        "--lead", type=float, default=0.0, help="the teacher's motion lead in frames (0: poses)"
+        "--lead",
+        type=float,
+        default=MHAD_LEAD,
+        help="the teacher's motion lead in frames (default: gkd-run mhad's; 0: poses alone)",
     )
     parser.add_argument(
         "--device", choices=["cpu", "cuda"], default="cpu", help="where the students run"

@@ -22,10 +22,11 @@ A variant is ``default`` or a list of changes from the current defaults,
 - ``kd_temperature``: ``TrainConfig.temperature``, the temperature of the student's logits;
 - ``velocities``, ``distances``, ``frames``: :class:`gkd.student.Preprocessing` fields;
 - ``blends``: add this many (times the training set) blends of two training sequences to
-  the distilled student's training set, labelled by the teacher (``blend_low``: the first
-  source's smallest weight, default 0.5); with ``--methods direct`` the direct transformer
-  trains on the same blends with their first source's label, the control that says whether a
-  gain is the teacher's or the blends';
+  the distilled student's training set, labelled by the teacher (default gkd-run mhad's,
+  ``MHAD_BLENDS`` = 2; 0: none; ``blend_low``: the first source's smallest weight, default
+  0.5); when a variant names ``blends``, the direct transformer trains on the same blends with
+  their first source's label, the control that says whether a gain is the teacher's or the
+  blends';
 - any other :class:`gkd.train.TrainConfig` field.
 
 A direct transformer is trained only when the variant changes it, and never with
@@ -35,7 +36,7 @@ compares, per held-out subject, a distilled student selected on a validation sub
 one refit on training + validation subjects (gkd-run's default; ``--methods direct`` does the
 same for the direct transformer); ``--ensemble-check``
 compares single students with the mean of their probabilities over ``--seeds`` (gkd-run's
-``--ensemble``).
+``--ensemble``). Both checks train without blends.
 
 ``--stretch 1.25 0.8`` also scores every student on its held-out subject played back 1.25×
 and 0.8× as long: a people-move-at-different-speeds check that training subjects of alike
@@ -44,7 +45,7 @@ speed cannot give on their own (it chose ``TrainConfig.positions = "relative"``)
 ``--teacher-groups`` makes that teacher align each body part on its own and sum the parts;
 ``--teacher-band`` gives the teacher a Sakoe-Chiba band (there and in the students' targets);
 ``--teacher-lead`` gives its frames their motion (``TeacherConfig.lead``, there and in the
-targets).
+targets; default gkd-run mhad's, ``MHAD_LEAD`` = 10; 0: poses alone).
 
 Students train on the CPU unless ``--device`` says otherwise. A GPU's floating-point sums
 differ from the CPU's, so compare variants trained on the same device.
@@ -94,7 +95,7 @@ from gkd.experiment import (
     _training_scale,
 )
 from gkd.student import Preprocessing, resample_frames
-from gkd.teacher import DEFAULT_TEMPERATURE, knn_predict, soft_targets
+from gkd.teacher import DEFAULT_TEMPERATURE, MHAD_BLENDS, MHAD_LEAD, knn_predict, soft_targets
 from gkd.train import TrainConfig, predict, predict_proba, resolve_device, train
 
 # Which copy of gkd runs: a frozen copy of the tree imports the editable install's gkd unless
@@ -406,10 +407,10 @@ def main() -> None:
     parser.add_argument(
         "--teacher-lead",
         type=float,
-        default=None,
+        default=MHAD_LEAD,
         help="frames ahead along each landmark's velocity that the teacher's frames also carry "
         "(TeacherConfig.lead), for --knn-check and for the students' soft targets "
-        "(default: TeacherConfig's)",
+        f"(default: gkd-run mhad's, {MHAD_LEAD:g}; 0: poses alone)",
     )
     args = parser.parse_args()
     print(f"gkd imported from {GKD_SOURCE}", file=sys.stderr, flush=True)
@@ -423,12 +424,11 @@ def main() -> None:
     data = load_mhad_all()
     if args.teacher_band is not None and args.teacher_band < 0:
         raise SystemExit(f"--teacher-band must be >= 0 frames, got {args.teacher_band}")
-    lead = {} if args.teacher_lead is None else {"lead": args.teacher_lead}
     try:
         teacher = TeacherConfig(
             groups=tuple(g for g in args.teacher_groups.split(",") if g),
             band=args.teacher_band,
-            **lead,
+            lead=args.teacher_lead,
         )
     except ValueError as error:
         raise SystemExit(f"--teacher-lead: {error}") from None
@@ -461,7 +461,9 @@ def main() -> None:
             )
         fixed_t = changes.pop("temperature", None)
         kd_t = changes.pop("kd_temperature", None)
-        blend_ratio = float(changes.pop("blends", 0.0))
+        # A variant that names blends is the control: the direct transformer trains on them too.
+        direct_blends = "blends" in changes
+        blend_ratio = float(changes.pop("blends", MHAD_BLENDS))
         blend_low = float(changes.pop("blend_low", 0.5))
         features = {
             key: changes.pop(key) for key in ("velocities", "distances", "frames") if key in changes
@@ -471,6 +473,10 @@ def main() -> None:
             config = replace(config, temperature=kd_t)
         if args.epochs:
             config = replace(config, epochs=args.epochs)
+        if (args.refit_check or args.ensemble_check) and direct_blends:
+            raise SystemExit(
+                f"variant {name!r}: blends are not in --refit-check or --ensemble-check"
+            )
         if args.refit_check:
             if fixed_t == "auto":
                 raise SystemExit("--refit-check needs a fixed temperature")
@@ -512,7 +518,10 @@ def main() -> None:
             relations = distances[np.ix_(train_rows, train_rows)]
             if blend_ratio > 0:
                 if config.relation_weight > 0:
-                    raise SystemExit("blends and relation_weight do not go together")
+                    raise SystemExit(
+                        f"variant {name!r}: blends and relation_weight do not go together "
+                        "(add blends=0)"
+                    )
                 student_set, targets = _with_blends(
                     train_set,
                     targets,
@@ -540,12 +549,13 @@ def main() -> None:
                         and not set(changes)
                         - {"alpha", "beta", "relation_weight", "non_target_weight"}
                         and not features
-                        and not blend_ratio
+                        and not direct_blends
                     ):
                         continue  # teacher-only or distillation-only change: direct is default's
                     result = train(
-                        # With blends, both students see the same sequences.
-                        train_set=student_set,
+                        train_set=student_set
+                        if method == "distilled" or direct_blends
+                        else train_set,
                         validation_set=val_set,
                         config=cfg,
                         teacher_targets=soft,
@@ -574,7 +584,7 @@ def main() -> None:
             "mean": summary,
             "all": scores,
             "seconds": time.perf_counter() - start,
-            "teacher": {"band": teacher.band, "lead": teacher.lead},
+            "teacher": {"band": teacher.band, "lead": teacher.lead, "blends": blend_ratio},
             "gkd_source": GKD_SOURCE,
         }
         print(json.dumps(line), flush=True)

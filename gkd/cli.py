@@ -36,7 +36,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gkd.distances import Metric
-from gkd.teacher import DEFAULT_TEMPERATURE
+from gkd.teacher import DEFAULT_TEMPERATURE, MHAD_BLENDS, MHAD_LEAD
 
 if TYPE_CHECKING:  # gkd.experiment imports torch: only where a command needs it
     from gkd.experiment import ExperimentResult, Reporter
@@ -257,7 +257,7 @@ Blends = Annotated[
         min=0,
         help="Blends of two training sequences per training sequence that the teacher labels "
         "for the distilled student (0: none). 2, with --lead 10, won on UTD-MHAD's training "
-        "subjects. Not with the hand metric.",
+        "subjects and is gkd-run mhad's default. Not with the hand metric.",
     ),
 ]
 Lead = Annotated[
@@ -266,7 +266,8 @@ Lead = Annotated[
         min=0,
         help="Frames ahead along each landmark's velocity that the teacher's frames also carry, "
         "so it compares motion as well as pose (procrustes and procrustes-sum; 0: poses alone). "
-        "10 won on UTD-MHAD's training subjects at 30 frames a second; scale it to your rate.",
+        "10 won on UTD-MHAD's training subjects at 30 frames a second and is gkd-run mhad's "
+        "default; scale it to your rate.",
     ),
 ]
 Groups = Annotated[
@@ -495,8 +496,8 @@ def mhad(
     refit_scale: RefitScale = None,
     resume: Resume = True,
     temperature: Temperature = f"{DEFAULT_TEMPERATURE:g}",
-    lead: Lead = 0.0,
-    blends: Blends = 0.0,
+    lead: Lead = MHAD_LEAD,
+    blends: Blends = MHAD_BLENDS,
     train_config: TrainConfigOption = None,
     cache_dir: CacheDir = None,
     quiet: Quiet = False,

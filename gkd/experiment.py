@@ -80,7 +80,14 @@ from gkd.report import (
     write_results,
 )
 from gkd.student import MotionTransformer, Preprocessing
-from gkd.teacher import DEFAULT_TEMPERATURE, choose_k, knn_predict, soft_targets
+from gkd.teacher import (
+    DEFAULT_TEMPERATURE,
+    MHAD_BLENDS,
+    MHAD_LEAD,
+    choose_k,
+    knn_predict,
+    soft_targets,
+)
 from gkd.train import (
     EpochStats,
     TrainConfig,
@@ -96,6 +103,7 @@ from gkd.train import (
 __all__ = [
     "DEFAULT_TEMPERATURES",
     "MHAD_EPOCHS",
+    "MHAD_TEACHER",
     "QUICK_EPOCHS",
     "REFIT_SCALES",
     "ExperimentResult",
@@ -164,13 +172,16 @@ class TeacherConfig:
     lead : float
         Frames ahead along each landmark's velocity (:func:`gkd.with_motion`), so that the
         frame cost sees motion as well as pose; 0 compares poses alone. ``procrustes`` and
-        ``procrustes-sum`` only.
+        ``procrustes-sum`` only. :func:`run_mhad`'s default teacher uses
+        :data:`gkd.teacher.MHAD_LEAD` (10).
     blends : float
         Blends of two training sequences per training sequence (:func:`gkd.blend_sequences`)
         added to the distilled student's training set, each with the teacher's target from its
         distances to the training sequences other than its two sources; 0: none. On UTD-MHAD,
         with ``lead`` 10, 2 raised the distilled student by 1.6 points on held-out training
-        subjects (docs/results.md). Not with the ``hand`` metric, whose missing hands are zeros.
+        subjects (docs/results.md), and :func:`run_mhad`'s default teacher uses
+        :data:`gkd.teacher.MHAD_BLENDS` (2). Not with the ``hand`` metric, whose missing hands
+        are zeros.
     ks : tuple of int
         k-NN candidates, chosen by validation accuracy.
     weighting : {"uniform", "distance"}
@@ -270,6 +281,11 @@ class TeacherConfig:
         out["temperatures"] = list(self.temperatures)
         out["hand"] = asdict(self.hand) if self.hand is not None else None
         return out
+
+
+# gkd-run mhad's teacher: frames with their motion 10 frames ahead, two teacher-labelled blends
+# per training sequence (gkd/teacher.py says how they were chosen).
+MHAD_TEACHER = TeacherConfig(lead=MHAD_LEAD, blends=MHAD_BLENDS)
 
 
 class Reporter(Protocol):
@@ -1621,8 +1637,13 @@ def run_mhad(
         Keep only the first this many sequences of each (subject, action): for tests.
     class_limit : int, optional
         Keep only the first this many actions: for tests.
-    seeds, ensemble, students, teacher, refit, refit_scale, out, cache_dir, threads, device,
-    reporter, metadata, resume
+    teacher : TeacherConfig, optional
+        Default :data:`MHAD_TEACHER`, ``TeacherConfig(lead=10, blends=2)``: frames with their
+        motion 10 frames ahead and two teacher-labelled blends per training sequence, adopted on
+        UTD-MHAD's training subjects (:data:`gkd.teacher.MHAD_LEAD`). ``TeacherConfig()`` gives
+        the teacher of poses alone, without blends.
+    seeds, ensemble, students, refit, refit_scale, out, cache_dir, threads, device, reporter,
+    metadata, resume
         As for :func:`run_experiment`.
 
     Returns
@@ -1667,7 +1688,7 @@ def run_mhad(
         train_index=train_rows,
         validation_index=validation_rows,
         test_index=test_rows,
-        teacher=teacher,
+        teacher=teacher or MHAD_TEACHER,
         train_config=config,
         seeds=seeds,
         ensemble=ensemble,

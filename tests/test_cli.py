@@ -359,7 +359,12 @@ def test_unexpected_errors_and_interruptions(motion_file, tmp_path, monkeypatch)
 
 @pytest.mark.parametrize(
     ("args", "lead", "blends"),
-    [([], 0.0, 0.0), (["--lead", "10"], 10.0, 0.0), (["--lead", "10", "--blends", "2"], 10.0, 2.0)],
+    [
+        ([], 10.0, 2.0),  # UTD-MHAD's default teacher (gkd.teacher.MHAD_LEAD, MHAD_BLENDS)
+        (["--blends", "0"], 10.0, 0.0),
+        (["--lead", "0", "--blends", "0"], 0.0, 0.0),
+        (["--lead", "4", "--blends", "1.5"], 4.0, 1.5),
+    ],
 )
 def test_mhad_lead_and_blends_reach_the_teacher(monkeypatch, args, lead, blends):
     seen = {}

@@ -27,7 +27,7 @@ from gkd.experiment import (
     run_npz,
 )
 from gkd.student import Preprocessing
-from gkd.teacher import soft_targets
+from gkd.teacher import MHAD_BLENDS, MHAD_LEAD, soft_targets
 from gkd.train import TrainConfig, load_checkpoint, predict_proba
 
 TINY = TrainConfig(epochs=2, d_model=16, n_heads=2, n_layers=1, batch_size=16, warmup_epochs=1)
@@ -708,6 +708,9 @@ def test_mhad_end_to_end_in_a_subprocess(tmp_path):
     assert splits["test"]["subjects"] == [6, 7, 8]
     assert splits["validation"]["subjects"] == [5]
     assert splits["train"]["sequences"] == 4 * 6
+    # UTD-MHAD's default teacher: frames with their motion, two blends per training sequence
+    assert document["metadata"]["teacher"]["lead"] == MHAD_LEAD == 10
+    assert document["metadata"]["teacher"]["blends"] == MHAD_BLENDS == 2
     # a correct Procrustes-DTW k-NN recognises most actions even from 5 examples each
     assert document["summary"][KNN]["accuracy"]["mean"] > 0.5
     assert Path(out / "checkpoints" / "distilled_seed0.pt").is_file()
