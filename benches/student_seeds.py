@@ -14,8 +14,9 @@ training. This script scores them all on the test split of ``--protocol``:
   does): accuracy and macro precision, recall and F1. The single-student run's seeds 0-2 then
   give ensemble run 0 of three without training it;
 - with ``--per-action S ...``, for each of these test subjects the five actions the distilled
-  students get wrong most often: the 1-NN teacher's accuracy on them (its references are the
-  protocol's training subjects, distances from ``--cache-dir``), the direct and distilled
+  students get wrong most often: the 1-NN accuracy on them of ``gkd-run mhad``'s teacher
+  (``MHAD_TEACHER``, frames with their motion; its references are the protocol's training
+  subjects, distances from ``--cache-dir``), the direct and distilled
   students' (over all seeds' predictions), and the distilled students' most common wrong
   answer.
 
@@ -44,6 +45,7 @@ from gkd import load_mhad
 from gkd.cache import DistanceCache
 from gkd.datasets import MotionDataset
 from gkd.datasets.mhad import PROTOCOLS, load_mhad_all
+from gkd.experiment import MHAD_TEACHER, SilentReporter, _teacher_distances
 from gkd.metrics import classification_metrics
 from gkd.teacher import knn_predict
 from gkd.train import load_checkpoint, mean_probabilities, member_seeds, predict_proba
@@ -89,13 +91,16 @@ def print_ensembles(
 def nearest_neighbour_hits(
     protocol: str, test_sequences: np.ndarray, cache_dir: Path
 ) -> np.ndarray:
-    """Whether the 1-NN teacher, references the protocol's training subjects, gets each test row.
+    """Whether gkd-run mhad's teacher as a 1-NN, references the protocol's training subjects,
+    gets each test row.
 
     Distances come from the full UTD-MHAD matrix in the cache (computed there if absent). The
     test rows are found by subject and checked to be ``test_sequences``, row for row.
     """
     data = load_mhad_all()
-    distances = DistanceCache(cache_dir).pairwise(data.sequences, lengths=data.lengths)
+    distances = _teacher_distances(
+        data, MHAD_TEACHER, cache=DistanceCache(cache_dir), threads=None, reporter=SilentReporter()
+    )
     train_subjects, test_subjects = PROTOCOLS[protocol]
     references = np.flatnonzero(np.isin(data.subjects, train_subjects))
     queries = np.flatnonzero(np.isin(data.subjects, test_subjects))
