@@ -124,8 +124,8 @@ def print_per_action(
 ) -> None:
     """The five actions of each subject where the distilled students err most (see --per-action).
 
-    ``hits[kind]`` is (seeds, test rows) of correct predictions; ``wrong`` is the distilled
-    students' predictions, same shape.
+    ``hits[kind]`` is (seeds, test rows) of correct predictions (direct may be absent: a run of
+    the distilled student alone); ``wrong`` is the distilled students' predictions, same shape.
     """
     names = test.class_names
     for subject in subjects:
@@ -140,9 +140,10 @@ def print_per_action(
         print(f"subject {subject}: action, sequences, k-NN / direct / distilled %, wrong answers")
         for distilled, action, mine, answers in sorted(rows, key=lambda r: (r[0], r[1]))[:5]:
             common = ", ".join(f"{names[p]} {n}" for p, n in answers.most_common(2))
+            direct = f"{100 * hits['direct'][:, mine].mean():.0f}" if "direct" in hits else "-"
             print(
                 f"  {names[action]}: {int(mine.sum())}, {100 * knn[mine].mean():.0f} / "
-                f"{100 * hits['direct'][:, mine].mean():.0f} / {100 * distilled:.0f}"
+                f"{direct} / {100 * distilled:.0f}"
                 + (f"; {common} of {wrong[:, mine].size}" if common else "")
             )
 
@@ -186,8 +187,9 @@ def main() -> None:
                     print(f"{kind} seed {seed}: also in {run_dir}, predictions identical: {same}")
                     continue
                 probabilities[seed] = proba
-        if not probabilities:
-            raise SystemExit(f"no {kind} checkpoints under {[str(r) for r in args.run]}")
+        if not probabilities:  # a run of one student only (gkd-run --students)
+            print(f"{kind}: no checkpoints under {[str(r) for r in args.run]}")
+            continue
         predictions = {seed: proba.argmax(axis=1) for seed, proba in probabilities.items()}
         accuracy[kind] = {
             seed: 100 * float(np.mean(predictions[seed] == test.labels))
@@ -210,7 +212,9 @@ def main() -> None:
         )
         if args.ensemble > 1:
             print_ensembles(kind, probabilities, args.ensemble, test.labels, test.n_classes)
-    paired = sorted(set(accuracy["direct"]) & set(accuracy["distilled"]))
+    if not accuracy:
+        raise SystemExit(f"no checkpoints under {[str(r) for r in args.run]}")
+    paired = sorted(set(accuracy.get("direct", {})) & set(accuracy.get("distilled", {})))
     gain = np.array([accuracy["distilled"][s] - accuracy["direct"][s] for s in paired])
     if len(gain) > 1:
         print(
@@ -219,6 +223,8 @@ def main() -> None:
             f"tied {int((gain == 0).sum())}"
         )
     if args.per_action:
+        if "distilled" not in accuracy:
+            raise SystemExit("--per-action needs the distilled students' checkpoints")
         knn = nearest_neighbour_hits(args.protocol, test.sequences, args.cache_dir)
         print_per_action(test, args.per_action, all_hits, distilled_predictions, knn)
 
