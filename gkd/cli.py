@@ -514,8 +514,9 @@ def mhad(
 
     Teacher distances (cached), k-NN with k chosen on validation, the directly trained
     transformer and the distilled student; prints the table and writes results, plots and
-    checkpoints under --out. About 13 minutes on 2 idle CPU cores (AMD EPYC); --quick under
-    two.
+    checkpoints under --out. The distilled student learns from two teacher-labelled blends per
+    training sequence (--blends), which triples its training: a seed of it alone took 17-33
+    minutes with one torch thread beside another run (AMD EPYC, 2 cores); --quick about five.
     """
     with _errors(debug, KEPT_BY_EXPERIMENTS):
         _check_device(device)
