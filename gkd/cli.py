@@ -516,7 +516,8 @@ def mhad(
     transformer and the distilled student; prints the table and writes results, plots and
     checkpoints under --out. The distilled student learns from two teacher-labelled blends per
     training sequence (--blends), which triples its training: a seed of it alone took 17-33
-    minutes with one torch thread beside another run (AMD EPYC, 2 cores); --quick about five.
+    minutes with one torch thread beside another run (AMD EPYC, 2 cores); --quick about three
+    on 2 idle cores.
     """
     with _errors(debug, KEPT_BY_EXPERIMENTS):
         _check_device(device)
