@@ -87,11 +87,13 @@ from gkd.datasets import MotionDataset, load_mhad_all
 
 # The pipeline's own scale and temperature rule (private helpers), so the folds match it.
 from gkd.experiment import (
+    SilentReporter,
     TeacherConfig,
     _choose_temperature,
     _stacked,
     _teacher_blends,
     _teacher_cross,
+    _teacher_distances,
     _training_scale,
 )
 from gkd.student import Preprocessing, resample_frames
@@ -444,12 +446,12 @@ def main() -> None:
     if args.knn_check:  # computes its own fold distances; the full matrix is not needed
         _knn_check(data, teacher, args)
         return
-    distances = DistanceCache(args.cache_dir).pairwise(
-        teacher.frames(data.sequences, data.lengths),
-        lengths=data.lengths,
-        metric=teacher.metric,
-        band=teacher.band,
+    distances = _teacher_distances(
+        data,
+        teacher,
+        cache=DistanceCache(args.cache_dir),
         threads=args.threads,
+        reporter=SilentReporter(),
     )
     labels, subjects, n_classes = data.labels, data.subjects, data.n_classes
     for name in args.variants:
