@@ -515,9 +515,8 @@ def mhad(
     Teacher distances (cached), k-NN with k chosen on validation, the directly trained
     transformer and the distilled student; prints the table and writes results, plots and
     checkpoints under --out. The distilled student learns from two teacher-labelled blends per
-    training sequence (--blends), which triples its training: a seed of it alone took 17-33
-    minutes with one torch thread beside another run (AMD EPYC, 2 cores); --quick about three
-    on 2 idle cores.
+    training sequence (--blends), which triples its training: the whole run took 31 minutes on
+    2 idle cores (AMD EPYC), a fresh distance cache included; --quick about three.
     """
     with _errors(debug, KEPT_BY_EXPERIMENTS):
         _check_device(device)
