@@ -2,10 +2,13 @@
 
 A matrix is stored under ``<cache>/distances/<key>/``, where the key is a SHA-256 of everything
 that changes its values: the valid frames of every sequence, their lengths, the metric and its
-parameters, and the engine build. While it is being computed, each finished block of rows is
-written there atomically (a temporary file, then :func:`os.replace`), so a run stopped midway
-(Ctrl-C, or the process killed) resumes from the finished blocks. Every pair ``i < j`` is computed
-as ``cross(x[i], x[j])`` whatever the block layout, so a resumed run, or a run with other block
+parameters, and the engine build. Besides the pairwise matrices, :meth:`DistanceCache.cross`
+keeps (queries x references) matrices, each computed whole and written at once.
+
+While a pairwise matrix is being computed, each finished block of rows is written there
+atomically (a temporary file, then :func:`os.replace`), so a run stopped midway (Ctrl-C, or the
+process killed) resumes from the finished blocks. Every pair ``i < j`` is computed as
+``cross(x[i], x[j])`` whatever the block layout, so a resumed run, or a run with other block
 sizes, gives the same matrix bit for bit. Runs that share a cache may fill the same entry at
 once: each computes the blocks it does not find, and one that finds its blocks removed by another
 that finished first reads that one's matrix.
@@ -208,11 +211,38 @@ def _key(array: np.ndarray, lengths: NDArray[np.int64], settings: _Settings) -> 
         **settings.to_dict(),
     }
     digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    _digest_sequences(digest, array, lengths)
+    return digest.hexdigest()
+
+
+def _cross_key(
+    queries: np.ndarray,
+    query_lengths: NDArray[np.int64],
+    references: np.ndarray,
+    reference_lengths: NDArray[np.int64],
+    settings: _Settings,
+) -> str:
+    """The key of a (queries x references) matrix; its own "kind", so never a pairwise key."""
+    header = {
+        "format": FORMAT_VERSION,
+        "kind": "cross",
+        "engine": _engine_fingerprint(),
+        "n": [int(queries.shape[0]), int(references.shape[0])],
+        "landmarks": [int(queries.shape[2]), int(references.shape[2])],
+        **settings.to_dict(),
+    }
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    _digest_sequences(digest, queries, query_lengths)
+    _digest_sequences(digest, references, reference_lengths)
+    return digest.hexdigest()
+
+
+def _digest_sequences(digest: Any, array: np.ndarray, lengths: NDArray[np.int64]) -> None:
+    """Feed ``lengths`` and each sequence's valid frames to the hash ``digest``."""
     digest.update(lengths.astype("<i8").tobytes())
     for i, length in enumerate(lengths):
         # Little-endian float64 of the valid frames only: what the engine reads.
         digest.update(np.ascontiguousarray(array[i, :length], dtype="<f8").tobytes())
-    return digest.hexdigest()
 
 
 def _default_block_rows(lengths: NDArray[np.int64]) -> int:
@@ -318,6 +348,31 @@ class DistanceCache:
         path = self.matrix_path(key)
         return path if path.is_file() else None
 
+    def lookup_cross(
+        self,
+        queries: ArrayLike,
+        references: ArrayLike,
+        *,
+        query_lengths: ArrayLike | None = None,
+        reference_lengths: ArrayLike | None = None,
+        metric: Metric = "procrustes",
+        band: int | None = None,
+        normalize: bool = False,
+        missing_cost: float | None = None,
+        hand: HandParams | None = None,
+    ) -> Path | None:
+        """The finished (queries x references) matrix file, or None if not cached.
+
+        Parameters are those of :meth:`cross`.
+        """
+        key = _cross_key(
+            *_as_sequences(queries, query_lengths),
+            *_as_sequences(references, reference_lengths),
+            _settings(metric, band, normalize, missing_cost, hand),
+        )
+        path = self.matrix_path(key)
+        return path if path.is_file() else None
+
     def clear(self) -> None:
         """Delete every cached matrix."""
         shutil.rmtree(self.root / "distances", ignore_errors=True)
@@ -402,15 +457,89 @@ class DistanceCache:
             (folder / f"rows_{start}_{stop}.npy").unlink(missing_ok=True)
         return matrix if mmap else np.array(matrix)
 
+    def cross(
+        self,
+        queries: ArrayLike,
+        references: ArrayLike,
+        *,
+        query_lengths: ArrayLike | None = None,
+        reference_lengths: ArrayLike | None = None,
+        metric: Metric = "procrustes",
+        band: int | None = None,
+        normalize: bool = False,
+        missing_cost: float | None = None,
+        hand: HandParams | None = None,
+        threads: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> NDArray[np.float64]:
+        """Distances from every query to every reference, from the cache or computed and cached.
+
+        For the smaller matrices an experiment computes besides its pairwise one (the teacher's
+        labels of blends, say), so that a rerun or a resumed run does not compute them again.
+        The matrix is computed whole and written atomically: a run stopped midway leaves
+        nothing behind and computes it again.
+
+        Parameters
+        ----------
+        queries, references : array_like
+            ``(N, T, L, 3)`` or ``(N, T, L*3)``, zero-padded after each length; N and T may
+            differ between the two, L may not.
+        query_lengths, reference_lengths : array_like of int, optional
+            Valid frames per sequence; default T.
+        metric, band, normalize, missing_cost, hand
+            As for :func:`gkd.cross`.
+        threads : int, optional
+            Engine threads; default one per core. Does not change the values.
+        progress : callable, optional
+            Called as ``progress(pairs_done, pairs_total)``; not called when the matrix is cached.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, ``(len(queries), len(references))``, equal to :func:`gkd.cross` of the
+            same arguments bit for bit.
+
+        Raises
+        ------
+        ValueError, TypeError
+            If the input or an option is unusable (as :func:`gkd.cross`).
+        """
+        query_array, query_valid = _as_sequences(queries, query_lengths)
+        reference_array, reference_valid = _as_sequences(references, reference_lengths)
+        settings = _settings(metric, band, normalize, missing_cost, hand)
+        key = _cross_key(query_array, query_valid, reference_array, reference_valid, settings)
+        path = self.matrix_path(key)
+        if path.is_file():
+            cached = self._load_matrix(path, len(query_array), len(reference_array))
+            if cached is not None:
+                return np.array(cached)
+        matrix = cross(
+            query_array,
+            reference_array,
+            lengths_a=query_valid,
+            lengths_b=reference_valid,
+            metric=metric,
+            band=band,
+            normalize=normalize,
+            missing_cost=missing_cost,
+            hand=hand,
+            threads=threads,
+            progress=progress,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save_atomic(path, matrix)
+        return matrix
+
     @staticmethod
-    def _load_matrix(path: Path, n: int) -> np.ndarray | None:
-        """The cached matrix, memory-mapped; None (and the file removed) if it is unusable."""
+    def _load_matrix(path: Path, n: int, columns: int | None = None) -> np.ndarray | None:
+        """The cached matrix, memory-mapped; None (and the file removed) if it is unusable.
+        ``columns``: default ``n`` (a pairwise matrix)."""
         try:
             matrix = np.load(path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError, EOFError):
             path.unlink(missing_ok=True)
             return None
-        if matrix.shape != (n, n) or matrix.dtype != np.float64:
+        if matrix.shape != (n, n if columns is None else columns) or matrix.dtype != np.float64:
             path.unlink(missing_ok=True)
             return None
         return matrix

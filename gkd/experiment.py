@@ -451,20 +451,60 @@ def _teacher_cross(
     *,
     threads: int | None,
     progress: ProgressCallback | None = None,
+    cache: DistanceCache | None = None,
+    reporter: Reporter | None = None,
+    label: str = "",
 ) -> NDArray[np.float64]:
-    """The teacher's (queries x references) distances, not cached: one matrix per group, summed."""
-    pairs = [(queries.select_landmarks(g), references.select_landmarks(g)) for g in teacher.groups]
-    total: NDArray[np.float64] = np.zeros((len(queries), len(references)))
-    for a, b in pairs or [(queries, references)]:
-        total += cross(
+    """The teacher's (queries x references) distances: one matrix per group, summed.
+
+    With a ``cache``, each matrix comes from it or is computed and kept there, and the
+    ``reporter`` shows ``label``'s bar, or says the matrices came from the cache; without one,
+    they are computed with ``progress``."""
+    settings = teacher.engine_options()
+    groups = [(queries.select_landmarks(g), references.select_landmarks(g)) for g in teacher.groups]
+    # (queries, references, their lengths) for each group.
+    operands = [
+        (
             teacher.frames(a.sequences, a.lengths),
             teacher.frames(b.sequences, b.lengths),
-            lengths_a=a.lengths,
-            lengths_b=b.lengths,
-            threads=threads,
-            progress=progress,
-            **teacher.engine_options(),
+            a.lengths,
+            b.lengths,
         )
+        for a, b in groups or [(queries, references)]
+    ]
+    bar: AbstractContextManager[ProgressCallback | None] = contextlib.nullcontext(progress)
+    if cache is not None and reporter is not None:
+        if all(
+            cache.lookup_cross(q, r, query_lengths=ql, reference_lengths=rl, **settings)
+            for q, r, ql, rl in operands
+        ):
+            reporter.message(f"{label}: from the cache")
+            bar = contextlib.nullcontext(None)
+        else:
+            bar = reporter.distances(label)
+    total: NDArray[np.float64] = np.zeros((len(queries), len(references)))
+    with bar as callback:
+        for q, r, ql, rl in operands:
+            if cache is not None:
+                total += cache.cross(
+                    q,
+                    r,
+                    query_lengths=ql,
+                    reference_lengths=rl,
+                    threads=threads,
+                    progress=callback,
+                    **settings,
+                )
+            else:
+                total += cross(
+                    q,
+                    r,
+                    lengths_a=ql,
+                    lengths_b=rl,
+                    threads=threads,
+                    progress=callback,
+                    **settings,
+                )
     return total
 
 
@@ -478,11 +518,13 @@ def _teacher_blends(
     threads: int | None,
     progress: ProgressCallback | None = None,
     low: float = 0.5,
+    cache: DistanceCache | None = None,
+    reporter: Reporter | None = None,
 ) -> tuple[Blends, NDArray[np.float64]]:
     """``teacher.blends`` blends per sequence of ``references`` and the teacher's targets for
     them: from their distances to the references but their own two sources, on the training
     matrix's ``scale`` (as the training rows' targets). ``low``: as for
-    :func:`gkd.blend_sequences`."""
+    :func:`gkd.blend_sequences`; ``cache`` and ``reporter``: as for :func:`_teacher_cross`."""
     made = blend_sequences(
         references,
         round(teacher.blends * len(references)),
@@ -490,7 +532,16 @@ def _teacher_blends(
         low=low,
         centre_landmarks=Preprocessing.for_landmarks(references.landmark_names).centre_landmarks,
     )
-    d = _teacher_cross(made.dataset, references, teacher, threads=threads, progress=progress)
+    d = _teacher_cross(
+        made.dataset,
+        references,
+        teacher,
+        threads=threads,
+        progress=progress,
+        cache=cache,
+        reporter=reporter,
+        label=f"{len(made.dataset)} blends, labelled by the teacher",
+    )
     d, mode = _normalised(d, scale, teacher.normalization)
     targets = soft_targets(
         d,
@@ -1012,8 +1063,9 @@ def run_experiment(
         + (f", frames with motion (lead {teacher.lead:g})" if teacher.lead else "")
         + (f"; {teacher.blends:g} blends per training sequence" if teacher.blends else "")
     )
+    cache = DistanceCache(cache_dir)
     distances = _teacher_distances(
-        dataset, teacher, cache=DistanceCache(cache_dir), threads=threads, reporter=reporter
+        dataset, teacher, cache=cache, threads=threads, reporter=reporter
     )
     stages["teacher_distances"] = time.perf_counter() - clock
 
@@ -1096,17 +1148,16 @@ def run_experiment(
     def with_blends(rows: np.ndarray, targets: np.ndarray) -> tuple[MotionDataset, np.ndarray]:
         """The student's sequences of ``rows`` and their ``targets``, with the teacher's blends
         of them (``teacher.blends`` per row) and the blends' targets after them."""
-        count = round(teacher.blends * len(rows))
-        with reporter.distances(f"{count} blends, labelled by the teacher") as bar:
-            made, blend_targets = _teacher_blends(
-                dataset.subset(rows),
-                teacher,
-                seed=0,
-                scale=scale,
-                temperature=temperature,
-                threads=threads,
-                progress=bar,
-            )
+        made, blend_targets = _teacher_blends(
+            dataset.subset(rows),
+            teacher,
+            seed=0,
+            scale=scale,
+            temperature=temperature,
+            threads=threads,
+            cache=cache,
+            reporter=reporter,
+        )
         blended = made.dataset
         if student_landmarks:
             blended = blended.select_landmarks(student_landmarks)

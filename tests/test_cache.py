@@ -93,6 +93,82 @@ def test_second_call_reads_the_cache(tmp_path, data, monkeypatch):
     assert sorted(p.name for p in entries[0].iterdir()) == ["manifest.json", "matrix.npy"]
 
 
+def test_cross_matrix_is_the_engines_and_is_read_back(tmp_path, data, monkeypatch):
+    x, lengths = data
+    queries, query_lengths = x[:4], lengths[:4]
+    references, reference_lengths = x[4:], lengths[4:]
+    cache = DistanceCache(tmp_path)
+    arguments = {"query_lengths": query_lengths, "reference_lengths": reference_lengths}
+    assert cache.lookup_cross(queries, references, **arguments) is None
+    first = cache.cross(queries, references, **arguments, band=3)
+    expected = gkd.cross(
+        queries, references, lengths_a=query_lengths, lengths_b=reference_lengths, band=3
+    )
+    assert first.dtype == np.float64 and first.shape == (4, len(x) - 4)
+    assert np.array_equal(first, expected)
+    assert cache.lookup_cross(queries, references, **arguments, band=3) is not None
+    assert cache.lookup_cross(queries, references, **arguments) is None  # other band
+    assert (
+        cache.lookup_cross(
+            references,
+            queries,
+            query_lengths=reference_lengths,
+            reference_lengths=query_lengths,
+            band=3,
+        )
+        is None
+    )  # other order
+    spy = CountingCross()
+    monkeypatch.setattr(cache_module, "cross", spy)
+    seen = []
+    again = cache.cross(
+        queries.astype(np.float64),
+        references,
+        **arguments,
+        band=3,
+        threads=1,
+        progress=lambda d, t: seen.append(d),
+    )
+    assert spy.calls == 0 and seen == []
+    assert np.array_equal(again, first)
+    # Never the pairwise entry of the same sequences, and a damaged file is computed again.
+    assert cache.lookup(x, lengths=lengths, band=3) is None
+    path = cache.lookup_cross(queries, references, **arguments, band=3)
+    path.write_bytes(b"truncated")
+    assert np.array_equal(cache.cross(queries, references, **arguments, band=3), first)
+    assert spy.calls == 1
+
+
+def test_cross_key_follows_both_sides(tmp_path, data):
+    x, lengths = data
+    cache = DistanceCache(tmp_path)
+    queries, references = x[:4], x[4:]
+    changed = references.copy()
+    changed[-1, 0, 0, 0] += 1e-6
+    shorter = lengths[4:].copy()
+    shorter[0] -= 1
+    cache.cross(queries, references, query_lengths=lengths[:4], reference_lengths=lengths[4:])
+    for other_references, other_lengths in ((changed, lengths[4:]), (references, shorter)):
+        assert (
+            cache.lookup_cross(
+                queries,
+                other_references,
+                query_lengths=lengths[:4],
+                reference_lengths=other_lengths,
+            )
+            is None
+        )
+
+
+def test_cross_refuses_mismatched_landmarks_and_leaves_no_entry(tmp_path, data):
+    x, lengths = data
+    with pytest.raises(ValueError, match="landmarks"):
+        DistanceCache(tmp_path).cross(
+            x, x[:, :, :3], query_lengths=lengths, reference_lengths=lengths
+        )
+    assert not (tmp_path / "distances").exists()
+
+
 def test_key_follows_everything_that_changes_values(data):
     x, lengths = data
     base = distance_key(x, lengths=lengths)

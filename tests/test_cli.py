@@ -259,6 +259,8 @@ def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
         tmp_path / "out",
         "--cache-dir",
         tmp_path / "cache",
+        "--blends",
+        "1",
     )
     # A training progress line ("1/1 epochs"), not the report's "the chosen epochs".
     training = re.compile(r"\d+/\d+ epochs")
@@ -272,6 +274,8 @@ def test_fit_prints_progress_unless_quiet(motion_file, tmp_path):
     again = invoke(*args)
     assert again.exit_code == 0, again.output
     assert "procrustes DTW: from the cache" in again.output
+    # The teacher's labels of the blends are kept too (selection and refit).
+    assert again.output.count("blends, labelled by the teacher: from the cache") == 2
     # The students too: the rerun trains none of them, unless told to.
     assert "direct, seed 0: reusing" in again.output and not training.search(again.output)
     retrained = invoke(*args, "--retrain")
