@@ -84,6 +84,7 @@ def test_writes_table_json_plots_and_checkpoints(motion, tmp_path):
     assert markdown == result.markdown
     assert "| k-NN teacher |" in markdown and "mean ± std over 2 seeds" in markdown
     assert "1 torch thread)" in markdown  # threads=1
+    assert "blends labelled" not in markdown  # no blends, no such stage
     names = {p.relative_to(out).as_posix() for p in result.files}
     assert {
         "results.json",
@@ -269,6 +270,10 @@ def test_blends_join_the_distilled_students_training_with_the_teachers_targets(
     np.testing.assert_allclose(selection["teacher_targets"][len(train) :], expected, rtol=1e-9)
     assert "1 teacher-labelled blends per training sequence" in result.markdown
     assert result.document["metadata"]["teacher"]["blends"] == 1.0
+    # Labelling the blends is a stage of its own in the wall time.
+    blends_seconds = result.document["metadata"]["stage_seconds"]["teacher_blends"]
+    assert blends_seconds > 0
+    assert f"blends labelled {blends_seconds:.0f} s, students" in result.markdown
 
 
 @pytest.mark.parametrize("relation_weight", [0.0, 2.0])
