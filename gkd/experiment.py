@@ -457,9 +457,9 @@ def _teacher_cross(
 ) -> NDArray[np.float64]:
     """The teacher's (queries x references) distances: one matrix per group, summed.
 
-    With a ``cache``, each matrix comes from it or is computed and kept there, and the
-    ``reporter`` shows ``label``'s bar, or says the matrices came from the cache; without one,
-    they are computed with ``progress``."""
+    With a ``cache``, each matrix comes from it or is computed and kept there. With a cache
+    and a ``reporter``, the reporter shows ``label``'s bar, or says the matrices came from the
+    cache; otherwise ``progress`` is called."""
     settings = teacher.engine_options()
     groups = [(queries.select_landmarks(g), references.select_landmarks(g)) for g in teacher.groups]
     # (queries, references, their lengths) for each group.
